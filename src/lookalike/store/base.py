@@ -1,0 +1,91 @@
+"""The Store contract every vector backend implements.
+
+A store holds one named collection. It records the identity of the model whose
+vectors it holds (``ModelInfo``) on first use and refuses vectors from any other
+model with ``ModelMismatchError``. Scores are cosine similarities in [-1, 1].
+The contract is exercised by ``tests/store/test_contract.py`` on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+
+__all__ = ["Store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    collection: str
+
+    @property
+    def model(self) -> ModelInfo | None:
+        """The model this collection's vectors come from, or None while it is empty and unbound."""
+        ...
+
+    def bind_model(self, model: ModelInfo) -> None:
+        """Record ``model`` as this collection's model, or check it matches the recorded one.
+
+        Raises ModelMismatchError (saying how to re-index) when it does not match.
+        """
+        ...
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        """Insert or replace records by id, atomically per call. Every record carries a vector
+        of the bound model's dimension (ModelMismatchError otherwise)."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove these ids; unknown ids are ignored."""
+        ...
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = True) -> list[Record]:
+        """The records for the known ids among ``ids``, in the order asked; unknown ids are left out."""
+        ...
+
+    def knn(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        offset: int = 0,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[Hit]:
+        """The hits ranked ``offset`` to ``offset + k`` by descending cosine similarity,
+        among documents matching ``filters`` and not in ``exclude_ids``, with score >= min_score."""
+        ...
+
+    def count(self, filters: Filters | None = None) -> int: ...
+
+    def manifest(self, root: str) -> Iterator[FileState]:
+        """File states of every document indexed under the absolute folder ``root``."""
+        ...
+
+    def find_by_hash(self, hashes: Sequence[str]) -> dict[str, Record]:
+        """One record (with vector) per known content hash, so renamed files keep their vectors."""
+        ...
+
+    def iter_records(
+        self, batch_size: int = 500, *, after: str | None = None
+    ) -> Iterator[list[Record]]:
+        """Every record with its vector, in batches, ordered by id; only ids > ``after`` if given
+        (so an interrupted copy can resume)."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything written so far visible to searches (a refresh on servers)."""
+        ...
+
+    def stats(self) -> StoreStats: ...
+
+    def drop(self) -> None:
+        """Delete the whole collection (data, index, caches). The store is closed afterwards."""
+        ...
+
+    def close(self) -> None: ...
