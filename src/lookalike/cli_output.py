@@ -1,0 +1,111 @@
+"""Human-readable output of the CLI: progress bars, tables, summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from lookalike.indexer import IndexProgress, IndexReport
+from lookalike.models.base import ModelStatus
+from lookalike.records import Hit
+from lookalike.sizing import SizingReport, human_bytes
+
+MAX_SKIPPED_SHOWN = 50
+
+_PHASES = {"scan": "scanning", "check": "checking", "embed": "embedding", "remove": "removing"}
+
+
+class IndexProgressBar:
+    """One tqdm bar per phase (count, rate and ETA), on stderr."""
+
+    def __init__(self, *, disable: bool = False) -> None:
+        self.disable = disable
+        self._bar: tqdm[Any] | None = None
+        self._key: tuple[str, str] | None = None
+
+    def update(self, event: IndexProgress) -> None:
+        if self.disable:
+            return
+        key = (event.phase, event.root)
+        if key != self._key:
+            self._close()
+            self._key = key
+            unit = "files" if event.phase in ("scan", "check") else "img"
+            self._bar = tqdm(
+                total=event.total, desc=_PHASES.get(event.phase, event.phase), unit=unit,
+                dynamic_ncols=True, leave=event.phase == "embed", mininterval=0.5,
+            )
+        assert self._bar is not None
+        if event.total is not None and self._bar.total != event.total:
+            self._bar.total = event.total
+        self._bar.update(event.done - self._bar.n)
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> IndexProgressBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._close()
+
+
+def print_index_report(report: IndexReport) -> None:
+    rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
+    click.echo(
+        f"indexed {report.indexed}{rate}, reused {report.reused}, updated {report.updated}, "
+        f"unchanged {report.unchanged}, removed {report.removed}, skipped {len(report.skipped)} "
+        f"in {report.seconds:.1f} s"
+    )
+    for skipped in report.skipped[:MAX_SKIPPED_SHOWN]:
+        click.echo(f"  skipped {skipped.path}: {skipped.reason}")
+    extra = len(report.skipped) - MAX_SKIPPED_SHOWN
+    if extra > 0:
+        click.echo(f"  ... and {extra} more (use --json for the full list)")
+
+
+def print_hits(hits: list[Hit], offset: int = 0) -> None:
+    if not hits:
+        click.echo("no results", err=True)
+        return
+    for rank, hit in enumerate(hits, start=offset + 1):
+        click.echo(f"{rank:>4}  {hit.score:6.3f}  {hit.path}  [{hit.id}]")
+
+
+def print_sizing(report: SizingReport) -> None:
+    rows: list[tuple[str, str]] = [
+        ("collection", f"{report.collection} ({report.backend})"),
+        ("model", report.model_id or "(none yet)"),
+        ("documents", f"{report.documents:,}"),
+        ("dimensions", str(report.dimensions)),
+        ("image bytes", human_bytes(report.image_bytes)),
+        ("index bytes on disk", human_bytes(report.index_bytes)),
+        ("bytes per document", _num(report.bytes_per_document)),
+        ("bytes per dimension", _num(report.bytes_per_dimension, 2)),
+    ]
+    for n, size in report.projections.items():
+        rows.append((f"projected index, {n:,} images", human_bytes(size)))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+    click.echo(f"({report.projection_basis})")
+
+
+def print_models(statuses: list[ModelStatus]) -> None:
+    for s in statuses:
+        state = "loads" if s.loads else ("available" if s.available and s.loads is None else "NOT AVAILABLE")
+        if s.available and s.loads is False:
+            state = "FAILS TO LOAD"
+        click.echo(f"{s.role:<6} {s.name}")
+        click.echo(f"       weights: {s.location or '(not found)'}")
+        click.echo(f"       runtime: {s.runtime}; {state}")
+        if s.detail:
+            click.echo(f"       {s.detail}")
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"

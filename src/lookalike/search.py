@@ -1,0 +1,195 @@
+"""Searcher: turn a text, an image or an indexed id into a query vector and ask the store.
+
+Every interface (CLI, web app, library) searches through this class. Queries
+can be combined: positives (texts, images, ids) are averaged, negatives are
+subtracted with a weight, and the result is re-normalised, as in CLIP retrieval
+tools. Ids and files used as the query are excluded from the results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image
+
+from lookalike.errors import NotFoundError, QueryError
+from lookalike.images import clip_ready
+from lookalike.models.base import Embedder
+from lookalike.records import Filters, Hit
+from lookalike.store.base import Store
+
+__all__ = ["MAX_K", "MAX_WINDOW", "ImageSource", "Query", "Searcher"]
+
+MAX_K = 1000
+MAX_WINDOW = 10_000  # offset + k
+MAX_QUERY_CHARS = 2000
+
+ImageSource = str | Path | bytes | IO[bytes] | Image.Image
+
+
+@dataclass
+class Query:
+    """A combined query. At least one positive part is required."""
+
+    texts: Sequence[str] = ()
+    images: Sequence[ImageSource] = ()
+    ids: Sequence[str] = ()
+    negative_texts: Sequence[str] = ()
+    negative_weight: float = 0.5
+    k: int = 10
+    offset: int = 0
+    min_score: float | None = None
+    filters: Filters | None = None
+    exclude_ids: Sequence[str] = field(default_factory=tuple)
+
+
+class Searcher:
+    def __init__(self, store: Store, embedder: Embedder, *, max_pixels: int) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.max_pixels = max_pixels
+
+    # -- the simple entry points ---------------------------------------------------------
+
+    def text(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        min_score: float | None = None,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """Images matching a text query, in any language the text model knows."""
+        return self.search(Query(texts=[query], k=k, offset=offset, min_score=min_score, filters=filters))
+
+    def image(
+        self,
+        source: ImageSource,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        min_score: float | None = None,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """Images similar to an image file, bytes or PIL image (never stored)."""
+        return self.search(Query(images=[source], k=k, offset=offset, min_score=min_score, filters=filters))
+
+    def similar(
+        self,
+        doc_id: str,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        min_score: float | None = None,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """Images similar to an indexed one; the query image itself is not returned."""
+        return self.search(Query(ids=[doc_id], k=k, offset=offset, min_score=min_score, filters=filters))
+
+    # -- the general form ----------------------------------------------------------------
+
+    def search(self, query: Query) -> list[Hit]:
+        _validate_window(query.k, query.offset, query.min_score)
+        vector, exclude_ids, exclude_paths = self._query_vector(query)
+        exclude = list(dict.fromkeys([*query.exclude_ids, *exclude_ids]))
+        if not exclude_paths:
+            return self.store.knn(
+                vector,
+                query.k,
+                offset=query.offset,
+                filters=query.filters,
+                min_score=query.min_score,
+                exclude_ids=exclude,
+            )
+        # A query file that is itself indexed would come back first; over-fetch and drop it.
+        hits = self.store.knn(
+            vector,
+            query.offset + query.k + len(exclude_paths),
+            filters=query.filters,
+            min_score=query.min_score,
+            exclude_ids=exclude,
+        )
+        hits = [h for h in hits if h.path not in exclude_paths]
+        return hits[query.offset : query.offset + query.k]
+
+    def query_vector(self, query: Query) -> np.ndarray:
+        """The normalised vector a query searches with (for callers that cache or inspect it)."""
+        return self._query_vector(query)[0]
+
+    def _query_vector(self, query: Query) -> tuple[np.ndarray, list[str], set[str]]:
+        positives: list[np.ndarray] = []
+        exclude_ids: list[str] = []
+        exclude_paths: set[str] = set()
+        texts = [_check_text(t, "q") for t in query.texts]
+        if texts:
+            positives.extend(self.embedder.embed_texts(texts))
+        if query.images:
+            pictures = []
+            for src in query.images:
+                if isinstance(src, Image.Image):
+                    pictures.append(_center_224(src))
+                else:
+                    pictures.append(clip_ready(src, max_pixels=self.max_pixels).image)
+                    if isinstance(src, (str, Path)):
+                        exclude_paths.add(Path(os.path.abspath(src)).as_posix())
+            positives.extend(self.embedder.embed_images(pictures))
+        if query.ids:
+            ids = [str(i) for i in query.ids]
+            records = self.store.get(ids, with_vectors=True)
+            found = {r.id for r in records}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise NotFoundError(f"no indexed image with id {missing[0]!r}", field="id")
+            positives.extend(r.vector for r in records if r.vector is not None)
+            exclude_ids.extend(ids)
+        if not positives:
+            raise QueryError("give a text, an image or an indexed id to search with", field="q")
+        vec = np.mean(np.asarray(positives, dtype=np.float32), axis=0)
+        negatives = [_check_text(t, "negative") for t in query.negative_texts]
+        if negatives:
+            vec = vec - query.negative_weight * np.mean(self.embedder.embed_texts(negatives), axis=0)
+        return _normalise(vec), exclude_ids, exclude_paths
+
+
+def _validate_window(k: int, offset: int, min_score: float | None) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be a whole number from 1 to {MAX_K}", field="k")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise QueryError("offset must be a whole number, 0 or more", field="offset")
+    if offset + k > MAX_WINDOW:
+        raise QueryError(f"offset + k must be at most {MAX_WINDOW}", field="offset")
+    if min_score is not None and not (-1.0 <= float(min_score) <= 1.0):
+        raise QueryError("min_score must be between -1 and 1", field="min_score")
+
+
+def _check_text(text: str, field_name: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise QueryError("the search text is empty", field=field_name)
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"the search text is longer than {MAX_QUERY_CHARS} characters", field=field_name)
+    return text.strip()
+
+
+def _center_224(img: Image.Image) -> Image.Image:
+    """CLIP-ready copy of an in-memory PIL image (already decoded by the caller)."""
+    rgb = img.convert("RGB") if img.mode != "RGB" else img
+    w, h = rgb.size
+    scale = 224 / min(w, h)
+    nw, nh = max(224, round(w * scale)), max(224, round(h * scale))
+    rgb = rgb.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - 224) // 2, (nh - 224) // 2
+    return rgb.crop((left, top, left + 224, top + 224))
+
+
+def _normalise(vec: np.ndarray) -> np.ndarray:
+    vec = np.asarray(vec, dtype=np.float32)
+    norm = float(np.linalg.norm(vec))
+    if not np.isfinite(norm) or norm < 1e-12:
+        raise QueryError("the query cancels itself out; use fewer negatives", field="negative")
+    return vec / norm

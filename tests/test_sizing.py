@@ -1,0 +1,25 @@
+from lookalike.records import ModelInfo, StoreStats
+from lookalike.sizing import human_bytes, sizing_report
+
+
+def test_measured_projection() -> None:
+    stats = StoreStats("local", "c", documents=1000, dimensions=512, image_bytes=10**9,
+                       index_bytes=2_300_000, model=ModelInfo("m", 512, "p"))
+    r = sizing_report(stats)
+    assert r.bytes_per_document == 2300
+    assert r.bytes_per_dimension == 2300 / 512
+    assert r.projections[1_000_000] == 2_300_000_000
+    assert r.projection_basis.startswith("measured")
+    assert r.to_dict()["projections"]["10000000"] == 23_000_000_000
+
+
+def test_estimate_when_too_small_to_measure() -> None:
+    r = sizing_report(StoreStats("local", "c", documents=0, dimensions=0, image_bytes=0, index_bytes=4096))
+    assert r.bytes_per_document is None and r.bytes_per_dimension is None
+    assert r.projection_basis.startswith("estimated")
+    assert r.projections[10_000] == (4 * 512 + 400) * 10_000
+
+
+def test_human_bytes() -> None:
+    assert human_bytes(512) == "512 B"
+    assert human_bytes(1536) == "1.5 KiB"
