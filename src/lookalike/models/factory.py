@@ -1,0 +1,132 @@
+"""Choosing a runtime for the configured models, and reporting on them (``lookalike models``).
+
+A runtime is a name (the ``runtime`` setting) mapped to a function that builds
+an Embedder from Settings. To add one (the fast ONNX runtime, say), write its
+builder and add it to ``RUNTIMES``; ``auto`` can then pick it when it is usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lookalike.config import Settings
+from lookalike.errors import ConfigError, ModelError, ModelNotAvailableError
+from lookalike.models.base import Embedder, ModelStatus
+from lookalike.models.loading import (
+    ResolvedModel,
+    canonical_name,
+    hub_cache_dirs,
+    is_hub_name,
+    model_id_for,
+    resolve_model,
+)
+from lookalike.models.sentence import RUNTIME as ST_RUNTIME
+from lookalike.models.sentence import SentenceTransformerEmbedder, uses_clip_text
+
+__all__ = ["RUNTIMES", "create_embedder", "model_statuses", "runtime_name"]
+
+
+def _sentence_transformers(settings: Settings) -> Embedder:
+    return SentenceTransformerEmbedder(
+        settings.image_model,
+        settings.text_model,
+        cache_folder=settings.model_cache or None,
+        batch_size=settings.batch_size,
+    )
+
+
+#: runtime setting -> (runtime name reported to users, builder)
+RUNTIMES: dict[str, tuple[str, Callable[[Settings], Embedder]]] = {
+    "auto": (ST_RUNTIME, _sentence_transformers),
+    "torch": (ST_RUNTIME, _sentence_transformers),
+    "sentence-transformers": (ST_RUNTIME, _sentence_transformers),
+}
+
+
+def _runtime(settings: Settings) -> tuple[str, Callable[[Settings], Embedder]]:
+    key = settings.runtime.strip().lower()
+    if key not in RUNTIMES:
+        raise ConfigError(
+            f"unknown runtime {settings.runtime!r}: use one of {', '.join(sorted(RUNTIMES))}",
+            field="runtime",
+        )
+    return RUNTIMES[key]
+
+
+def runtime_name(settings: Settings) -> str:
+    """The runtime that ``settings.runtime`` selects (ConfigError when unknown)."""
+    return _runtime(settings)[0]
+
+
+def create_embedder(settings: Settings) -> Embedder:
+    """The Embedder for the configured models and runtime. Nothing loads until first use."""
+    return _runtime(settings)[1](settings)
+
+
+def _locate(name: str, role: str, settings: Settings) -> tuple[ModelStatus, ResolvedModel | None]:
+    """Where the weights are, looking on disk only (a report never downloads)."""
+    cache = settings.model_cache or None
+    try:
+        resolved = resolve_model(name, cache_folder=cache, role=role, allow_download=False)
+    except (ModelNotAvailableError, ConfigError) as exc:
+        if is_hub_name(canonical_name(name)):
+            location = ", ".join(str(d) for d in hub_cache_dirs(cache))
+        else:
+            location = name
+        return ModelStatus(
+            role=role, name=name, location=location, available=False, detail=exc.message
+        ), None
+    status = ModelStatus(
+        role=role,
+        name=name,
+        location=str(resolved.path),
+        available=True,
+        extra={"source": resolved.source},
+    )
+    return status, resolved
+
+
+def model_statuses(settings: Settings, *, try_load: bool = True) -> list[ModelStatus]:
+    """One status per configured model, image then text: where, available, whether it loads.
+
+    Never downloads. With ``try_load`` the available models are loaded (which
+    takes a few seconds for real weights) and their dimensions compared.
+    """
+    runtime = runtime_name(settings)
+    image, image_resolved = _locate(settings.image_model, "image", settings)
+    shares = uses_clip_text(settings.image_model, settings.text_model)
+    if shares:
+        text = ModelStatus(
+            role="text",
+            name=settings.text_model,
+            location=image.location,
+            available=image.available,
+            detail=image.detail or "the image model's own text tower (English)",
+            extra={"source": image.extra.get("source")} if image.available else {},
+        )
+    else:
+        text, _ = _locate(settings.text_model, "text", settings)
+    for status in (image, text):
+        status.runtime = runtime
+        status.extra.setdefault("dim", None)
+    if image_resolved is not None:
+        try:
+            image.extra["model_id"] = model_id_for(image_resolved)
+        except ModelNotAvailableError as exc:
+            image.available, image.detail = False, exc.message
+    if not try_load:
+        return [image, text]
+
+    embedder = create_embedder(settings)
+    for status, loader in ((image, "load_images"), (text, "load_texts")):
+        if not status.available:
+            continue
+        try:
+            getattr(embedder, loader, embedder.load)()
+        except ModelError as exc:
+            status.loads, status.detail = False, exc.message
+            continue
+        status.loads = True
+        dim = getattr(embedder, "text_dim", None) if status.role == "text" else embedder.dim
+        status.extra["dim"] = dim
+    return [image, text]
