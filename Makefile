@@ -27,7 +27,8 @@ demo: setup
 	VENV=$(VENV) SAMPLES=$(SAMPLES) bash scripts/demo.sh
 
 serve: setup
-	$(VENV)/bin/lookalike serve --collection samples
+	@[ -f data/demo.env ] || { echo "run make demo first (it indexes the samples)"; exit 1; }
+	set -a && . ./data/demo.env && set +a && $(VENV)/bin/lookalike serve
 
 test: setup browser
 	$(PY) -m pytest
