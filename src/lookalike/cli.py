@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +46,8 @@ EXIT_CODES: list[tuple[type[LookalikeError], int]] = [
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn library errors into one-line messages."""
+    # Pillow warns about odd chunks in damaged files; the decoder reports such files itself.
+    warnings.filterwarnings("ignore", module="PIL")
     try:
         cli.main(args=argv, prog_name="lookalike", standalone_mode=False)
     except click.exceptions.Abort:
@@ -75,6 +78,7 @@ def settings_options(func: F) -> F:
         click.option("--model", "image_model", help="Image model: hub name or folder [env LOOKALIKE_MODEL]."),
         click.option("--text-model", help="Text model, or 'clip' for CLIP's English text tower."),
         click.option("--runtime", help="Embedding runtime [default: auto]."),
+        click.option("--es-text-model", help="Embed text queries in Elasticsearch with this deployed model id."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
     ]
     for option in reversed(options):
@@ -82,7 +86,7 @@ def settings_options(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
-        keys = ("home", "collection", "store", "image_model", "text_model", "runtime")
+        keys = ("home", "collection", "store", "image_model", "text_model", "runtime", "es_text_model")
         overrides = {k: kwargs.pop(k) for k in keys}
         kwargs["settings"] = Settings.load(overrides)
         return func(**kwargs)
@@ -323,7 +327,7 @@ def copy(source: str, dest: str, batch_size: int, as_json: bool, settings: Setti
         src.close()
         dst.close()
     if as_json:
-        emit_json(report.__dict__)
+        emit_json(report.to_dict())
     else:
         click.echo(f"copied {report.copied} documents ({report.skipped} already there); "
                    f"source has {report.source_count}, destination {report.dest_count}")

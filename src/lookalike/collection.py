@@ -46,7 +46,12 @@ class Collection:
 
     @property
     def searcher(self) -> Searcher:
-        return Searcher(self.store, self.embedder, max_pixels=self.settings.max_pixels)
+        return Searcher(
+            self.store,
+            self.embedder,
+            max_pixels=self.settings.max_pixels,
+            server_side_text=bool(self.settings.es_text_model),
+        )
 
     @property
     def indexer(self) -> Indexer:

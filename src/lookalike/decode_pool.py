@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -54,6 +55,8 @@ def _decode_one(path: str, max_pixels: int) -> _Raw:
 
 def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    # Pillow warns about odd chunks in damaged files; the file is judged by its result instead.
+    warnings.filterwarnings("ignore", module="PIL")
 
 
 class DecodePool:

@@ -49,10 +49,14 @@ class Query:
 
 
 class Searcher:
-    def __init__(self, store: Store, embedder: Embedder, *, max_pixels: int) -> None:
+    def __init__(
+        self, store: Store, embedder: Embedder, *, max_pixels: int, server_side_text: bool = False
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.max_pixels = max_pixels
+        # Elasticsearch with a text model deployed in the cluster embeds plain text queries itself.
+        self.server_side_text = server_side_text and hasattr(store, "knn_text")
 
     # -- the simple entry points ---------------------------------------------------------
 
@@ -96,6 +100,15 @@ class Searcher:
 
     def search(self, query: Query) -> list[Hit]:
         _validate_window(query.k, query.offset, query.min_score)
+        if self.server_side_text and _plain_text(query):
+            return self.store.knn_text(  # type: ignore[attr-defined, no-any-return]
+                _check_text(query.texts[0], "q"),
+                query.k,
+                offset=query.offset,
+                filters=query.filters,
+                min_score=query.min_score,
+                exclude_ids=list(query.exclude_ids),
+            )
         vector, exclude_ids, exclude_paths = self._query_vector(query)
         exclude = list(dict.fromkeys([*query.exclude_ids, *exclude_ids]))
         if not exclude_paths:
@@ -155,6 +168,10 @@ class Searcher:
         if negatives:
             vec = vec - query.negative_weight * np.mean(self.embedder.embed_texts(negatives), axis=0)
         return _normalise(vec), exclude_ids, exclude_paths
+
+
+def _plain_text(query: Query) -> bool:
+    return len(query.texts) == 1 and not (query.images or query.ids or query.negative_texts)
 
 
 def _validate_window(k: int, offset: int, min_score: float | None) -> None:
