@@ -1,0 +1,84 @@
+"""The app factory: ``create_app(settings)`` builds the app serving the page and the API.
+
+The collection is opened once when the app starts (its lifespan) and closed when
+it stops. ``preload=True`` loads the models at start-up too, so missing weights
+stop the server with a clear message instead of failing the first search. A
+caller that already holds a ``Collection`` (tests, benchmarks) may pass it in;
+the app then leaves closing it to that caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.collection import Collection, open_collection
+from lookalike.config import Settings
+from lookalike.web import api, pages
+from lookalike.web.auth import TokenAuth
+from lookalike.web.errors import install_error_handlers
+from lookalike.web.media import Media
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("lookalike.web")
+
+DESCRIPTION = """Search an image collection by text (50+ languages), by an uploaded image, or by
+an indexed image's id. Errors are `{"error": {"message", "field", "type"}}` with a 4xx status
+for mistakes in the request. When the server has an API token, send
+`Authorization: Bearer <token>`."""
+
+
+def create_app(
+    settings: Settings, *, collection: Collection | None = None, preload: bool = True
+) -> FastAPI:
+    """The ASGI app for ``settings``; run it with uvicorn (``lookalike.web.serve`` does)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = collection is None
+        opened = await run_in_threadpool(open_collection, settings) if owned else collection
+        assert opened is not None
+        try:
+            if preload:
+                await run_in_threadpool(lambda: opened.embedder.load())
+            media = Media(
+                opened.store,
+                settings.collection_dir / "thumbs",
+                max_pixels=settings.max_pixels,
+                work_slots=min(4, os.cpu_count() or 2),
+            )
+            await run_in_threadpool(media.remove_stale_temp_files)
+            app.state.collection = opened
+            app.state.media = media
+            log.info("serving collection %s", opened.name)
+            yield
+        finally:
+            if owned:
+                await run_in_threadpool(opened.close)
+
+    app = FastAPI(
+        title="lookalike",
+        summary="Image similarity search over your own collections.",
+        description=DESCRIPTION,
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    if settings.api_token:
+        app.add_middleware(TokenAuth, token=settings.api_token)
+    return app
+
+
+def _version() -> str:
+    return api._version()
