@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_indexer import write_images
 
 from lookalike.cli import cli, main, parse_date, parse_size
 from lookalike.config import Settings
 from lookalike.errors import QueryError
+from test_indexer import write_images
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -74,7 +74,9 @@ def test_search_similar_stats_json(indexed: list[Path], capsys: pytest.CaptureFi
     assert set(stats["projections"]) == {"10000", "1000000", "10000000"}
 
 
-def test_filters_on_the_command_line(indexed: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_filters_on_the_command_line(
+    indexed: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = indexed[0].parent
     code, out, _ = run(capsys, "search", "x", "-k", "50", "--folder", str(folder), "--json")
     hits = json.loads(out)
@@ -107,7 +109,11 @@ def test_human_output(indexed: list[Path], capsys: pytest.CaptureFixture[str]) -
     ],
 )
 def test_errors_are_one_line(
-    indexed: list[Path], capsys: pytest.CaptureFixture[str], args: tuple[str, ...], code: int, message: str
+    indexed: list[Path],
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    code: int,
+    message: str,
 ) -> None:
     got, out, err = run(capsys, *args)
     assert got == code
@@ -116,20 +122,28 @@ def test_errors_are_one_line(
     assert "Traceback" not in err
 
 
-def test_models_reports_missing_weights(env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch, tmp_path) -> None:
+def test_models_reports_missing_weights(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch, tmp_path
+) -> None:
     code, out, _ = run(capsys, "models", "--json")
     assert code == 0
     assert all(s["available"] and s["loads"] for s in json.loads(out))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
-    code, out, _ = run(capsys, "models", "--no-load", "--model", "sentence-transformers/clip-ViT-B-32")
+    code, out, _ = run(
+        capsys, "models", "--no-load", "--model", "sentence-transformers/clip-ViT-B-32"
+    )
     assert code == 4
     assert "NOT AVAILABLE" in out
 
 
-def test_index_without_weights_fails_before_work(env: Settings, capsys, monkeypatch, tmp_path: Path) -> None:
+def test_index_without_weights_fails_before_work(
+    env: Settings, capsys, monkeypatch, tmp_path: Path
+) -> None:
     write_images(tmp_path / "pics", 2)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
-    code, _, err = run(capsys, "index", "--model", "sentence-transformers/clip-ViT-B-32", str(tmp_path / "pics"))
+    code, _, err = run(
+        capsys, "index", "--model", "sentence-transformers/clip-ViT-B-32", str(tmp_path / "pics")
+    )
     assert code == 4
     assert "clip-ViT-B-32" in err and "LOOKALIKE_MODEL" in err
 
@@ -137,7 +151,11 @@ def test_index_without_weights_fails_before_work(env: Settings, capsys, monkeypa
 def test_real_subprocess_round_trip(indexed: list[Path], env: Settings) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lookalike", "search", "recycling", "-k", "2", "--json"],
-        capture_output=True, text=True, env=dict(os.environ), timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 2

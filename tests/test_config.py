@@ -15,7 +15,9 @@ def test_precedence(tmp_path: Path) -> None:
     home.mkdir()
     (home / "config.toml").write_text('collection = "fromfile"\nbatch_size = 4\nport = 9000\n')
     env_file = tmp_path / ".env"
-    env_file.write_text("LOOKALIKE_BATCH_SIZE=8\nLOOKALIKE_PORT=9100\nES_HOST=http://es:9200\nES_PWD=s3cret\n")
+    env_file.write_text(
+        "LOOKALIKE_BATCH_SIZE=8\nLOOKALIKE_PORT=9100\nES_HOST=http://es:9200\nES_PWD=s3cret\n"
+    )
     environ = {"LOOKALIKE_HOME": str(home), "LOOKALIKE_PORT": "9200"}
     s = Settings.load({"collection": None}, environ=environ, env_file=env_file)
     assert s.home == home
@@ -29,7 +31,14 @@ def test_precedence(tmp_path: Path) -> None:
 
 
 def test_model_env_names(tmp_path: Path) -> None:
-    s = Settings.load(environ={"LOOKALIKE_HOME": str(tmp_path), "LOOKALIKE_MODEL": "/m", "LOOKALIKE_TEXT_MODEL": "clip"}, env_file=None)
+    s = Settings.load(
+        environ={
+            "LOOKALIKE_HOME": str(tmp_path),
+            "LOOKALIKE_MODEL": "/m",
+            "LOOKALIKE_TEXT_MODEL": "clip",
+        },
+        env_file=None,
+    )
     assert (s.image_model, s.text_model) == ("/m", "clip")
 
 

@@ -95,7 +95,9 @@ def test_touch_edit_delete_rename(collection: Collection, tmp_path: Path) -> Non
     assert collection.store.count() == 7
 
 
-def test_edit_into_garbage_removes_the_stale_document(collection: Collection, tmp_path: Path) -> None:
+def test_edit_into_garbage_removes_the_stale_document(
+    collection: Collection, tmp_path: Path
+) -> None:
     files = write_images(tmp_path / "pics", 3)
     collection.indexer.index([tmp_path / "pics"])
     files[0].write_bytes(b"this is no longer an image")
@@ -104,10 +106,12 @@ def test_edit_into_garbage_removes_the_stale_document(collection: Collection, tm
     assert collection.store.count() == 2
 
 
-def test_hostile_files_are_skipped_with_reasons(collection: Collection, tmp_path: Path, image_zoo) -> None:
+def test_hostile_files_are_skipped_with_reasons(
+    collection: Collection, tmp_path: Path, image_zoo
+) -> None:
     folder = tmp_path / "zoo"
     folder.mkdir()
-    for name, path in image_zoo.items():
+    for path in image_zoo.values():
         if path.is_file() and not path.is_symlink():
             shutil.copyfile(path, folder / path.name)
     report = collection.indexer.index([folder])
@@ -182,7 +186,9 @@ def _count(settings: Settings) -> int:
         store.close()
 
 
-def _wait_for_count(proc: subprocess.Popen, settings: Settings, at_least: int, limit_s: float = 120) -> int:
+def _wait_for_count(
+    proc: subprocess.Popen, settings: Settings, at_least: int, limit_s: float = 120
+) -> int:
     """Wait (bounded) until the indexing subprocess has committed ``at_least`` documents."""
     waited = 0.0
     while waited < limit_s:
@@ -197,18 +203,22 @@ def _wait_for_count(proc: subprocess.Popen, settings: Settings, at_least: int, l
 
 
 @pytest.mark.slow
-def test_sigkill_mid_index_then_resume(tiny_settings: Settings, tiny_embedder, tmp_path: Path) -> None:
+def test_sigkill_mid_index_then_resume(
+    tiny_settings: Settings, tiny_embedder, tmp_path: Path
+) -> None:
     files = write_images(tmp_path / "pics", 40)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lookalike", "index", "--quiet", str(tmp_path / "pics")],
-        env=_cli_env(tiny_settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=_cli_env(tiny_settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         committed = _wait_for_count(proc, tiny_settings, at_least=4)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert 0 < committed
+    assert committed > 0
     with Collection(tiny_settings, embedder=tiny_embedder) as col:
         report = col.indexer.index([tmp_path / "pics"])
         paths = all_paths(col)
@@ -226,7 +236,9 @@ def test_search_sees_documents_while_another_process_indexes(
         seen_before = len(col.searcher.text("anything", k=100))
         proc = subprocess.Popen(
             [sys.executable, "-m", "lookalike", "index", "--quiet", str(tmp_path / "pics")],
-            env=_cli_env(tiny_settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=_cli_env(tiny_settings),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             _wait_for_count(proc, tiny_settings, at_least=2)

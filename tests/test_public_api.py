@@ -18,3 +18,7 @@ def test_import_and_help_do_not_load_torch() -> None:
     code = "import sys, lookalike, lookalike.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_all_matches_the_lazy_exports() -> None:
+    assert sorted(lookalike.__all__) == sorted(lookalike._EXPORTS)

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_indexer import write_images
 
 from lookalike.collection import Collection
 from lookalike.config import Settings
 from lookalike.errors import ImageError, NotFoundError, QueryError
 from lookalike.records import Filters
 from lookalike.search import Query
+from test_indexer import write_images
 
 
 @pytest.fixture

@@ -3,8 +3,15 @@ from lookalike.sizing import human_bytes, sizing_report
 
 
 def test_measured_projection() -> None:
-    stats = StoreStats("local", "c", documents=1000, dimensions=512, image_bytes=10**9,
-                       index_bytes=2_300_000, model=ModelInfo("m", 512, "p"))
+    stats = StoreStats(
+        "local",
+        "c",
+        documents=1000,
+        dimensions=512,
+        image_bytes=10**9,
+        index_bytes=2_300_000,
+        model=ModelInfo("m", 512, "p"),
+    )
     r = sizing_report(stats)
     assert r.bytes_per_document == 2300
     assert r.bytes_per_dimension == 2300 / 512
@@ -14,7 +21,9 @@ def test_measured_projection() -> None:
 
 
 def test_estimate_when_too_small_to_measure() -> None:
-    r = sizing_report(StoreStats("local", "c", documents=0, dimensions=0, image_bytes=0, index_bytes=4096))
+    r = sizing_report(
+        StoreStats("local", "c", documents=0, dimensions=0, image_bytes=0, index_bytes=4096)
+    )
     assert r.bytes_per_document is None and r.bytes_per_dimension is None
     assert r.projection_basis.startswith("estimated")
     assert r.projections[10_000] == (4 * 512 + 400) * 10_000

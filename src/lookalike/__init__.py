@@ -49,7 +49,35 @@ _EXPORTS = {
     },
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Collection",
+    "CollectionNotFound",
+    "ConfigError",
+    "CorruptImageError",
+    "Filters",
+    "Hit",
+    "ImageError",
+    "ImageTooLargeError",
+    "IndexReport",
+    "Indexer",
+    "LookalikeError",
+    "ModelError",
+    "ModelInfo",
+    "ModelMismatchError",
+    "ModelNotAvailableError",
+    "NotFoundError",
+    "Query",
+    "QueryError",
+    "Record",
+    "Searcher",
+    "Settings",
+    "SizingReport",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnsupportedImageError",
+    "open_collection",
+    "sizing_report",
+]
 
 
 def __getattr__(name: str) -> Any:

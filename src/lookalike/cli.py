@@ -13,7 +13,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(next(code for cls, code in EXIT_CODES if isinstance(exc, cls)))
     except KeyboardInterrupt:
-        click.echo("interrupted; committed work is kept, run the same command again to continue", err=True)
+        click.echo(
+            "interrupted; committed work is kept, run the same command again to continue", err=True
+        )
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
@@ -72,13 +74,22 @@ def main(argv: list[str] | None = None) -> None:
 def settings_options(func: F) -> F:
     """Options every command shares: where the collection is and which models to use."""
     options = [
-        click.option("--home", type=click.Path(file_okay=False), help="Data folder [env LOOKALIKE_HOME]."),
+        click.option(
+            "--home", type=click.Path(file_okay=False), help="Data folder [env LOOKALIKE_HOME]."
+        ),
         click.option("-c", "--collection", help="Collection name [default: default]."),
-        click.option("--store", help="'local' (default) or an Elasticsearch URL [env LOOKALIKE_STORE]."),
-        click.option("--model", "image_model", help="Image model: hub name or folder [env LOOKALIKE_MODEL]."),
+        click.option(
+            "--store", help="'local' (default) or an Elasticsearch URL [env LOOKALIKE_STORE]."
+        ),
+        click.option(
+            "--model", "image_model", help="Image model: hub name or folder [env LOOKALIKE_MODEL]."
+        ),
         click.option("--text-model", help="Text model, or 'clip' for CLIP's English text tower."),
         click.option("--runtime", help="Embedding runtime [default: auto]."),
-        click.option("--es-text-model", help="Embed text queries in Elasticsearch with this deployed model id."),
+        click.option(
+            "--es-text-model",
+            help="Embed text queries in Elasticsearch with this deployed model id.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
     ]
     for option in reversed(options):
@@ -86,7 +97,15 @@ def settings_options(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
-        keys = ("home", "collection", "store", "image_model", "text_model", "runtime", "es_text_model")
+        keys = (
+            "home",
+            "collection",
+            "store",
+            "image_model",
+            "text_model",
+            "runtime",
+            "es_text_model",
+        )
         overrides = {k: kwargs.pop(k) for k in keys}
         kwargs["settings"] = Settings.load(overrides)
         return func(**kwargs)
@@ -96,14 +115,25 @@ def settings_options(func: F) -> F:
 
 def filter_options(func: F) -> F:
     options = [
-        click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Number of results."),
+        click.option(
+            "-k", "--k", "k", type=int, default=10, show_default=True, help="Number of results."
+        ),
         click.option("--offset", type=int, default=0, help="Skip this many results (paging)."),
-        click.option("--min-score", type=float, help="Only results with cosine similarity >= this."),
+        click.option(
+            "--min-score", type=float, help="Only results with cosine similarity >= this."
+        ),
         click.option("--folder", help="Only images in this folder (or below)."),
-        click.option("--format", "formats", multiple=True, help="Only this format (jpeg, png, ...); repeatable."),
+        click.option(
+            "--format",
+            "formats",
+            multiple=True,
+            help="Only this format (jpeg, png, ...); repeatable.",
+        ),
         click.option("--min-size", help="Only files at least this big (e.g. 200KB)."),
         click.option("--max-size", help="Only files at most this big (e.g. 5MB)."),
-        click.option("--after", help="Only files modified on or after this date (YYYY-MM-DD or ISO time)."),
+        click.option(
+            "--after", help="Only files modified on or after this date (YYYY-MM-DD or ISO time)."
+        ),
         click.option("--before", help="Only files modified on or before this date."),
     ]
     for option in reversed(options):
@@ -131,8 +161,22 @@ def build_filters(
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
-          "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
 
 
 def parse_size(text: str, field: str) -> int:
@@ -140,7 +184,9 @@ def parse_size(text: str, field: str) -> int:
     m = _SIZE_RE.match(text)
     unit = (m.group(2) or "").lower() if m else ""
     if not m or unit not in _UNITS:
-        raise QueryError(f"cannot read size {text!r}; write e.g. 500KB, 2MB or 1048576", field=field)
+        raise QueryError(
+            f"cannot read size {text!r}; write e.g. 500KB, 2MB or 1048576", field=field
+        )
     return int(float(m.group(1)) * _UNITS[unit])
 
 
@@ -148,13 +194,13 @@ def parse_date(text: str, field: str, *, end_of_day: bool) -> float:
     """A date or ISO time as a POSIX timestamp; a bare date covers the whole day (UTC)."""
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-            day = datetime.fromisoformat(text.strip()).replace(tzinfo=timezone.utc)
+            day = datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
             return day.timestamp() + (86399.999 if end_of_day else 0.0)
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise QueryError(f"cannot read date {text!r}; write e.g. 2024-05-31", field=field) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -197,8 +243,15 @@ def index(paths: tuple[str, ...], quiet: bool, as_json: bool, settings: Settings
 @click.argument("query")
 @filter_options
 @settings_options
-def search(query: str, as_json: bool, settings: Settings, k: int, offset: int,
-           min_score: float | None, **filter_args: Any) -> None:
+def search(
+    query: str,
+    as_json: bool,
+    settings: Settings,
+    k: int,
+    offset: int,
+    min_score: float | None,
+    **filter_args: Any,
+) -> None:
     """Find images matching a text QUERY (any language the text model knows)."""
     from lookalike.collection import open_collection
 
@@ -212,17 +265,28 @@ def search(query: str, as_json: bool, settings: Settings, k: int, offset: int,
 @click.argument("image_or_id")
 @filter_options
 @settings_options
-def similar(image_or_id: str, as_json: bool, settings: Settings, k: int, offset: int,
-            min_score: float | None, **filter_args: Any) -> None:
+def similar(
+    image_or_id: str,
+    as_json: bool,
+    settings: Settings,
+    k: int,
+    offset: int,
+    min_score: float | None,
+    **filter_args: Any,
+) -> None:
     """Find images similar to an image file or to an indexed image's id (itself excluded)."""
     from lookalike.collection import open_collection
 
     filters = build_filters(**filter_args)
     with open_collection(settings) as col:
         if os.path.exists(image_or_id):
-            hits = col.searcher.image(image_or_id, k=k, offset=offset, min_score=min_score, filters=filters)
+            hits = col.searcher.image(
+                image_or_id, k=k, offset=offset, min_score=min_score, filters=filters
+            )
         else:
-            hits = col.searcher.similar(image_or_id, k=k, offset=offset, min_score=min_score, filters=filters)
+            hits = col.searcher.similar(
+                image_or_id, k=k, offset=offset, min_score=min_score, filters=filters
+            )
     _print_hits(hits, as_json, offset)
 
 
@@ -272,7 +336,9 @@ def collections(as_json: bool, settings: Settings) -> None:
         for name in names:
             click.echo(name)
         if not names:
-            click.echo(f"no collections yet in {settings.home}; run `lookalike index FOLDER`", err=True)
+            click.echo(
+                f"no collections yet in {settings.home}; run `lookalike index FOLDER`", err=True
+            )
 
 
 @cli.command()
@@ -301,7 +367,9 @@ def serve(host: str | None, port: int | None, as_json: bool, settings: Settings)
     try:
         from lookalike.web import serve as run_server
     except ImportError as exc:
-        raise ConfigError(f"the web extra is missing ({exc}); pip install 'lookalike[web]'") from exc
+        raise ConfigError(
+            f"the web extra is missing ({exc}); pip install 'lookalike[web]'"
+        ) from exc
     run_server(settings.with_overrides(host=host, port=port))
 
 
@@ -329,15 +397,19 @@ def copy(source: str, dest: str, batch_size: int, as_json: bool, settings: Setti
     if as_json:
         emit_json(report.to_dict())
     else:
-        click.echo(f"copied {report.copied} documents ({report.skipped} already there); "
-                   f"source has {report.source_count}, destination {report.dest_count}")
+        click.echo(
+            f"copied {report.copied} documents ({report.skipped} already there); "
+            f"source has {report.source_count}, destination {report.dest_count}"
+        )
 
 
 def _store_settings(settings: Settings, spec: str) -> Settings:
     if "://" in spec:
         url, _, name = spec.rstrip("/").rpartition("/")
         if "://" not in url or not name:
-            raise QueryError(f"{spec!r}: write the store as URL/COLLECTION, e.g. https://host:9200/photos")
+            raise QueryError(
+                f"{spec!r}: write the store as URL/COLLECTION, e.g. https://host:9200/photos"
+            )
         return settings.with_overrides(store=url, collection=name)
     return settings.with_overrides(store="local", collection=spec)
 

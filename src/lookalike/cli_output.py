@@ -34,8 +34,12 @@ class IndexProgressBar:
             self._key = key
             unit = "files" if event.phase in ("scan", "check") else "img"
             self._bar = tqdm(
-                total=event.total, desc=_PHASES.get(event.phase, event.phase), unit=unit,
-                dynamic_ncols=True, leave=event.phase == "embed", mininterval=0.5,
+                total=event.total,
+                desc=_PHASES.get(event.phase, event.phase),
+                unit=unit,
+                dynamic_ncols=True,
+                leave=event.phase == "embed",
+                mininterval=0.5,
             )
         assert self._bar is not None
         if event.total is not None and self._bar.total != event.total:
@@ -97,7 +101,11 @@ def print_sizing(report: SizingReport) -> None:
 
 def print_models(statuses: list[ModelStatus]) -> None:
     for s in statuses:
-        state = "loads" if s.loads else ("available" if s.available and s.loads is None else "NOT AVAILABLE")
+        state = (
+            "loads"
+            if s.loads
+            else ("available" if s.available and s.loads is None else "NOT AVAILABLE")
+        )
         if s.available and s.loads is False:
             state = "FAILS TO LOAD"
         click.echo(f"{s.role:<6} {s.name}")

@@ -27,7 +27,9 @@ class Collection:
     never loads a model. Use as a context manager, or call ``close()``.
     """
 
-    def __init__(self, settings: Settings, *, store: Store | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, store: Store | None = None, embedder: Embedder | None = None
+    ) -> None:
         self.settings = settings
         self.store: Store = store if store is not None else open_store(settings)
         self._embedder = embedder

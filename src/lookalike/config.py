@@ -1,4 +1,4 @@
-"""Settings: defaults < config file < environment (``LOOKALIKE_*``, then ``.env``) < explicit overrides.
+"""Settings: defaults < config file < ``.env`` < ``LOOKALIKE_*`` environment < explicit overrides.
 
 A ``Settings`` object is built once by the CLI or the web app and passed down;
 nothing reads the environment behind its back. The config file is TOML

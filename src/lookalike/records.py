@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import posixpath
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FileState", "Filters", "Hit", "ModelInfo", "Record", "StoreStats"]
+from lookalike.errors import QueryError
+
+__all__ = ["MAX_FILTER_SIZE", "FileState", "Filters", "Hit", "ModelInfo", "Record", "StoreStats"]
+
+MAX_FILTER_SIZE = 2**53  # exact in a float, below every backend's integer limit
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ class Record:
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the id and the vector, as JSON-ready values."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("id", "vector")}
+        out = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("id", "vector")
+        }
         out["folder"] = self.folder
         return out
 
@@ -99,6 +106,21 @@ class Filters:
     modified_after: float | None = None
     modified_before: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("min_size", "max_size"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and 0 <= value <= MAX_FILTER_SIZE):
+                raise QueryError(
+                    f"{name} must be a whole number of bytes from 0 to {MAX_FILTER_SIZE}",
+                    field=name,
+                )
+        for name in ("modified_after", "modified_before"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+                raise QueryError(f"{name} must be a finite POSIX timestamp", field=name)
+        if self.folder is not None and (not self.folder.startswith("/") or "\x00" in self.folder):
+            raise QueryError("folder must be an absolute path", field="folder")
+
     def is_empty(self) -> bool:
         return self == Filters()
 
@@ -124,7 +146,11 @@ class Filters:
         return not (self.modified_before is not None and rec.mtime > self.modified_before)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, ())}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) not in (None, ())
+        }
 
 
 @dataclass

@@ -70,7 +70,9 @@ class Searcher:
         filters: Filters | None = None,
     ) -> list[Hit]:
         """Images matching a text query, in any language the text model knows."""
-        return self.search(Query(texts=[query], k=k, offset=offset, min_score=min_score, filters=filters))
+        return self.search(
+            Query(texts=[query], k=k, offset=offset, min_score=min_score, filters=filters)
+        )
 
     def image(
         self,
@@ -82,7 +84,9 @@ class Searcher:
         filters: Filters | None = None,
     ) -> list[Hit]:
         """Images similar to an image file, bytes or PIL image (never stored)."""
-        return self.search(Query(images=[source], k=k, offset=offset, min_score=min_score, filters=filters))
+        return self.search(
+            Query(images=[source], k=k, offset=offset, min_score=min_score, filters=filters)
+        )
 
     def similar(
         self,
@@ -94,7 +98,9 @@ class Searcher:
         filters: Filters | None = None,
     ) -> list[Hit]:
         """Images similar to an indexed one; the query image itself is not returned."""
-        return self.search(Query(ids=[doc_id], k=k, offset=offset, min_score=min_score, filters=filters))
+        return self.search(
+            Query(ids=[doc_id], k=k, offset=offset, min_score=min_score, filters=filters)
+        )
 
     # -- the general form ----------------------------------------------------------------
 
@@ -166,7 +172,9 @@ class Searcher:
         vec = np.mean(np.asarray(positives, dtype=np.float32), axis=0)
         negatives = [_check_text(t, "negative") for t in query.negative_texts]
         if negatives:
-            vec = vec - query.negative_weight * np.mean(self.embedder.embed_texts(negatives), axis=0)
+            vec = vec - query.negative_weight * np.mean(
+                self.embedder.embed_texts(negatives), axis=0
+            )
         return _normalise(vec), exclude_ids, exclude_paths
 
 
@@ -189,7 +197,9 @@ def _check_text(text: str, field_name: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise QueryError("the search text is empty", field=field_name)
     if len(text) > MAX_QUERY_CHARS:
-        raise QueryError(f"the search text is longer than {MAX_QUERY_CHARS} characters", field=field_name)
+        raise QueryError(
+            f"the search text is longer than {MAX_QUERY_CHARS} characters", field=field_name
+        )
     return text.strip()
 
 

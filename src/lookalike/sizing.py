@@ -65,7 +65,8 @@ def sizing_report(stats: StoreStats) -> SizingReport:
         width = dims or 512
         estimate = 4 * width + _ESTIMATE_OVERHEAD
         basis = (
-            f"estimated: {estimate:,} bytes per document (float32 vector of {width} dims plus metadata); "
+            f"estimated: {estimate:,} bytes per document "
+            f"(float32 vector of {width} dims plus metadata); "
             f"index at least {_MIN_MEASURED_DOCS} images to measure it"
         )
         projections = {n: estimate * n for n in PROJECTION_SIZES}

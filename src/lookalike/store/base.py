@@ -44,7 +44,7 @@ class Store(Protocol):
         ...
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = True) -> list[Record]:
-        """The records for the known ids among ``ids``, in the order asked; unknown ids are left out."""
+        """Records of the known ids among ``ids``, in the order asked; unknown ids are left out."""
         ...
 
     def knn(
