@@ -1,0 +1,221 @@
+"""Benchmark the embedded store: insert, index build, open, query latency and recall.
+
+    python -P bench/search.py [--n 100000] [--dim 512] [--queries 500] [--dtype i8] ...
+
+Synthetic clustered unit vectors (like image embeddings: many tight groups) go
+through ``LocalStore`` exactly as the indexer would put them. In one process it
+prints: insert rate; index build time (HNSW from SQLite); open time from the
+saved index (must not rebuild); single-query p50/p99 and recall@10 against an
+exact numpy search run in the same process (the baseline), filtered-query
+latency (broad, selective, folder); bytes per dimension on disk; peak RSS.
+The machine is shared and noisy: compare figures as ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.records import Filters, ModelInfo, Record
+from lookalike.store import IndexParams, LocalStore
+
+MODEL = ModelInfo("bench/synthetic-clustered", 512, "none")
+
+
+def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 0.35) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, dim)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 50_000):
+        m = min(50_000, n - start)
+        noise = rng.standard_normal((m, dim)).astype(np.float32) * (spread / np.sqrt(dim))
+        out[start : start + m] = centers[rng.integers(0, clusters, m)] + noise
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def records(vectors: np.ndarray, start: int, folders: int) -> list[Record]:
+    rng = np.random.default_rng(start)
+    out = []
+    for i, v in enumerate(vectors, start=start):
+        folder = f"/bench/f{i % folders:04d}"
+        fmt = "jpeg" if i % 2 else "png"
+        out.append(
+            Record(
+                id=f"f{i % folders:04d}/img{i:08d}.{fmt}",
+                path=f"{folder}/img{i:08d}.{fmt}",
+                root="/bench",
+                relpath=f"f{i % folders:04d}/img{i:08d}.{fmt}",
+                format=fmt,
+                size=int(rng.integers(10_000, 10_000_000)),
+                mtime=float(1_600_000_000 + i),
+                sha256=f"{i:064x}",
+                width=4000,
+                height=3000,
+                vector=v,
+            )
+        )
+    return out
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size in MB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def latencies(
+    fn: Callable[[np.ndarray], Any], queries: np.ndarray
+) -> tuple[float, float, list[Any]]:
+    times, results = [], []
+    for q in queries:
+        t = time.perf_counter()
+        results.append(fn(q))
+        times.append(time.perf_counter() - t)
+    ms = sorted(x * 1000 for x in times)
+    return statistics.median(ms), ms[min(len(ms) - 1, int(0.99 * len(ms)))], results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=1000, help="records per upsert")
+    ap.add_argument("--folders", type=int, default=200)
+    defaults = IndexParams()
+    ap.add_argument("--dtype", default=defaults.dtype, help="HNSW storage: i8, bf16, f16, f32")
+    ap.add_argument("--connectivity", type=int, default=defaults.connectivity)
+    ap.add_argument("--expansion-add", type=int, default=defaults.expansion_add)
+    ap.add_argument("--expansion-search", type=int, default=defaults.expansion_search)
+    ap.add_argument("--overfetch", type=int, default=defaults.overfetch)
+    ap.add_argument("--threshold", type=int, default=20_000, help="exact below this many docs")
+    ap.add_argument("--folder", type=Path, help="collection folder (default: a temporary one)")
+    ap.add_argument("--keep", action="store_true", help="keep the collection folder")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = ap.parse_args()
+
+    model = ModelInfo(MODEL.model_id, args.dim, MODEL.preprocess)
+    params = IndexParams(
+        dtype=args.dtype,
+        connectivity=args.connectivity,
+        expansion_add=args.expansion_add,
+        expansion_search=args.expansion_search,
+        overfetch=args.overfetch,
+    )
+    base = args.folder or Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
+    folder = base / "collection"
+    if folder.exists():
+        shutil.rmtree(folder)
+    fig: dict[str, Any] = {
+        "n": args.n,
+        "dim": args.dim,
+        "dtype": args.dtype,
+        "M": args.connectivity,
+    }
+
+    def open_store() -> LocalStore:
+        return LocalStore(folder, "bench", exact_threshold=args.threshold, index_params=params)
+
+    data = clustered(args.n, args.dim, args.clusters, seed=1)
+    rng = np.random.default_rng(2)
+    picks = rng.integers(0, args.n, args.queries)
+    queries = data[picks] + rng.standard_normal((args.queries, args.dim)).astype(np.float32) * (
+        0.5 / np.sqrt(args.dim)
+    )
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    # insert
+    store = open_store()
+    store.bind_model(model)
+    t = time.perf_counter()
+    for start in range(0, args.n, args.batch):
+        store.upsert(records(data[start : start + args.batch], start, args.folders))
+    fig["insert_per_s"] = args.n / (time.perf_counter() - t)
+    store.close()
+
+    # build (no saved index yet), then open again from the saved file
+    store = open_store()
+    fig["build_s"], status = timed(lambda: store.sync_index())
+    fig["build_origin"] = status.origin
+    store.close()
+    rss_before_open = rss_mb()[0]
+    store = open_store()
+    fig["open_s"], status = timed(lambda: store.sync_index(persist=False))
+    fig["open_origin"] = status.origin
+    fig["open_full_builds"] = status.full_builds
+
+    # exact numpy baseline, same process
+    exact_p50, exact_p99, exact = latencies(
+        lambda q: np.argsort(-(data @ q))[: args.k], queries[: min(100, args.queries)]
+    )
+    truth = np.argsort(-(queries @ data.T), axis=1)[:, : args.k] if args.n <= 200_000 else None
+    if truth is None:
+        truth = np.stack([np.argpartition(-(data @ q), args.k)[: args.k] for q in queries])
+    fig["numpy_exact_p50_ms"] = exact_p50
+
+    def search(q: np.ndarray) -> list[int]:
+        return [int(h.id.split("img")[1].split(".")[0]) for h in store.knn(q, args.k)]
+
+    store.knn(queries[0], args.k)  # warm
+    fig["knn_p50_ms"], fig["knn_p99_ms"], got = latencies(search, queries)
+    hits = sum(len(set(g) & set(t.tolist())) for g, t in zip(got, truth, strict=True))
+    fig["recall_at_k"] = hits / (args.k * len(queries))
+    fig["speedup_vs_numpy"] = exact_p50 / fig["knn_p50_ms"]
+
+    filters = {
+        "broad_format": Filters(formats=("jpeg",)),  # half of everything
+        "folder": Filters(folder="/bench/f0007"),  # 1 / folders
+        "size_range": Filters(min_size=1_000_000, max_size=1_300_000),  # about 3 %
+    }
+    for name, f in filters.items():
+        count = store.count(f)
+        p50, p99, _ = latencies(lambda q, f=f: store.knn(q, args.k, filters=f), queries[:100])
+        fig[f"filter_{name}_p50_ms"] = p50
+        fig[f"filter_{name}_p99_ms"] = p99
+        fig[f"filter_{name}_matches"] = count
+
+    stats = store.stats()
+    cells = args.n * args.dim
+    fig["db_bytes_per_dim"] = stats.details["db_bytes"] / cells
+    for suffix, label in ((".usearch", "hnsw"), (".f32", "rescore_vectors")):
+        size = sum(p.stat().st_size for p in folder.glob(f"ann-*{suffix}"))
+        fig[f"{label}_bytes_per_dim"] = size / cells
+    fig["disk_bytes_per_dim"] = stats.index_bytes / cells
+    fig["rss_mb"], fig["peak_rss_mb"] = rss_mb()
+    fig["rss_store_mb"] = fig["rss_mb"] - rss_before_open
+    fig["numpy_data_mb"] = data.nbytes / 2**20
+    store.close()
+    if not args.keep and args.folder is None:
+        shutil.rmtree(base)
+
+    if args.json:
+        print(json.dumps(fig))
+        return
+    for key, value in fig.items():
+        print(f"{key:28s} {value:.4g}" if isinstance(value, float) else f"{key:28s} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The vocabulary of the derived vector index: its source, parameters and status."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["Candidates", "IndexParams", "IndexStatus", "VectorSource"]
+
+
+class VectorSource(Protocol):
+    """What the index needs from the truth (SQLite)."""
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Any]:
+        """A block in which every call below sees one consistent state."""
+        ...
+
+    def head(self) -> int: ...
+
+    def count(self) -> int: ...
+
+    def count_changes(self, after: int) -> int: ...
+
+    def changes(self, after: int) -> list[tuple[int, int, str]]:
+        """(seq, key, op) with seq > after, in order; op is 'U' (added) or 'D' (removed)."""
+        ...
+
+    def vectors(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(keys found, float32 matrix) for the keys that exist."""
+        ...
+
+    def iter_vectors(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (keys, vectors) in key order, in batches."""
+        ...
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    #: below this many documents the whole collection is searched exactly
+    exact_threshold: int = 20_000
+    #: a base is merged with its delta when delta + removed >= max(merge_min, merge_fraction * base)
+    merge_min: int = 2_000
+    merge_fraction: float = 0.05
+    #: searches merge only when the delta is this many times past the limit (flush() merges at 1x)
+    query_merge_factor: float = 4.0
+    dtype: str = "i8"
+    connectivity: int = 16
+    expansion_add: int = 128
+    expansion_search: int = 96
+    #: candidates taken from the HNSW per wanted hit, rescored exactly
+    overfetch: int = 3
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """How the in-memory index of this process was obtained, for tests, stats and logs."""
+
+    kind: str  # "none" (not loaded), "exact" or "hnsw"
+    origin: str  # "none", "exact", "file", "built", "rebuilt", "merged", "adopted"
+    seq: int
+    base_seq: int | None
+    base_size: int
+    base_file: str | None
+    delta_size: int
+    removed: int
+    full_builds: int  # HNSW built from every vector in SQLite (no usable file)
+    merges: int
+    applied_changes: int  # change-log entries applied incrementally
+    loaded_files: int
+
+
+@dataclass
+class Candidates:
+    keys: np.ndarray  # int64, best first
+    scores: np.ndarray  # float32 exact cosine
+    complete: bool  # every live vector was considered

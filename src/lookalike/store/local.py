@@ -1,0 +1,438 @@
+"""The embedded store: a collection in a folder, no server.
+
+``store.db`` (SQLite, WAL) is the truth: documents, their float32 vectors and a
+change log written in the same transaction as every upsert and delete. The
+vector index (``vector_index``) is derived from it and kept in step through the
+change log, so one process can index while others search, each seeing new and
+deleted documents before its next search without reopening anything.
+
+Search (``local_knn``): filters run in SQLite first; scores are exact cosines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.errors import (
+    LookalikeError,
+    ModelMismatchError,
+    QueryError,
+    StoreError,
+    StoreUnavailableError,
+)
+from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.store.index_types import IndexParams, IndexStatus
+from lookalike.store.local_db import DB_FILENAME, Database, decode_text, encode_text
+from lookalike.store.local_knn import LocalKnn
+from lookalike.store.local_query import (
+    DOC_COLUMNS,
+    chunks,
+    filter_sql,
+    placeholders,
+    prepare_records,
+    query_vector,
+    record_from_row,
+)
+from lookalike.store.local_source import SqliteVectorSource
+from lookalike.store.vector_index import DerivedIndex
+
+__all__ = ["THUMBS_DIR", "LocalStore"]
+
+log = logging.getLogger(__name__)
+
+#: a subfolder the web app may use as a thumbnail cache; not part of the index size
+THUMBS_DIR = "thumbs"
+_WITH_VECTORS = "documents d JOIN vectors v ON v.key = d.key"
+
+
+class LocalStore:
+    """A local collection in ``folder`` (created if missing). Thread- and process-safe.
+
+    ``exact_threshold``: below this many documents the whole collection is searched
+    exactly; from it on an HNSW index is used (0 forces HNSW). ``selective_limit``:
+    a filter matching at most this many documents is answered by exact scoring.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        collection: str,
+        *,
+        exact_threshold: int = 20_000,
+        selective_limit: int = 5_000,
+        index_params: IndexParams | None = None,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        self.collection = collection
+        self.folder = Path(folder)
+        self.selective_limit = selective_limit
+        params = index_params or IndexParams()
+        self.index_params = replace(params, exact_threshold=exact_threshold)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot create the collection folder {self.folder} ({exc.strerror or exc}); "
+                "check the path and its permissions (or set LOOKALIKE_HOME)"
+            ) from exc
+        self._db = Database(self.folder / DB_FILENAME, busy_timeout_s=busy_timeout_s)
+        self._model: ModelInfo | None = None
+        self._index: DerivedIndex | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.folder)!r}, {self.collection!r})"
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- model identity ----------------------------------------------------------------
+
+    @property
+    def model(self) -> ModelInfo | None:
+        if self._model is None:
+            raw = self._db.get_meta("model")
+            if raw is not None:
+                self._model = self._parse_model(raw)
+        return self._model
+
+    def _parse_model(self, raw: str) -> ModelInfo:
+        try:
+            return ModelInfo.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{self._db.path}: the recorded model identity is unreadable ({exc}); "
+                f"drop the collection (`lookalike drop --collection {self.collection}`) "
+                "and index again"
+            ) from exc
+
+    def bind_model(self, model: ModelInfo) -> None:
+        if not isinstance(model.dim, int) or model.dim <= 0 or not model.model_id:
+            raise StoreError(f"invalid model identity {model!r}: it needs an id and a positive dim")
+        with self._db.write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('model', ?)", (json.dumps(model.to_dict()),))
+                current = model
+            else:
+                current = self._parse_model(row[0])
+        if current != model:
+            raise ModelMismatchError(
+                f"collection {self.collection!r} holds vectors of {current.model_id} "
+                f"({current.dim}-d, preprocessing {current.preprocess}), not of {model.model_id} "
+                f"({model.dim}-d, preprocessing {model.preprocess}); index into a new collection "
+                "(`lookalike index --collection NEW ...`) or drop this one "
+                f"(`lookalike drop --collection {self.collection}`) and index again"
+            )
+        self._model = current
+
+    def _require_model(self) -> ModelInfo:
+        model = self.model
+        if model is None:
+            raise StoreError(
+                f"collection {self.collection!r} has no model yet: call bind_model() with the "
+                "embedder's identity before storing vectors"
+            )
+        return model
+
+    # -- writing -----------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        records = list(records)
+        if not records:
+            return
+        model = self._require_model()
+        latest: dict[bytes, tuple[Any, ...]] = {}
+        # validate everything before touching the database
+        for row in prepare_records(records, model, self.collection):
+            latest.pop(row[0], None)
+            latest[row[0]] = row  # the last occurrence of an id wins
+        rows = list(latest.values())
+        with self._db.write() as conn:
+            old: list[tuple[int, bytes]] = []
+            for part in chunks([r[0] for r in rows]):
+                sql = f"SELECT key, id FROM documents WHERE id IN ({placeholders(len(part))})"
+                old += conn.execute(sql, list(part)).fetchall()
+            self._remove_keys(conn, old)
+            seq_row = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'documents'"
+            ).fetchone()
+            first = int(seq_row[0] if seq_row else 0) + 1
+            keys = range(first, first + len(rows))
+            conn.executemany(
+                "INSERT INTO documents (key, id, path, root, relpath, format, size, mtime, sha256, "
+                "width, height) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(key, *r[:10]) for key, r in zip(keys, rows, strict=True)],
+            )
+            conn.executemany(
+                "INSERT INTO vectors (key, vector) VALUES (?, ?)",
+                [(key, r[10]) for key, r in zip(keys, rows, strict=True)],
+            )
+            conn.executemany(
+                "INSERT INTO changes (key, id, op) VALUES (?, ?, 'U')",
+                [(key, r[0]) for key, r in zip(keys, rows, strict=True)],
+            )
+
+    @staticmethod
+    def _remove_keys(conn: Any, old: Sequence[tuple[int, bytes]]) -> None:
+        if not old:
+            return
+        conn.executemany("DELETE FROM documents WHERE key = ?", [(k,) for k, _ in old])
+        conn.executemany("DELETE FROM vectors WHERE key = ?", [(k,) for k, _ in old])
+        conn.executemany("INSERT INTO changes (key, id, op) VALUES (?, ?, 'D')", list(old))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        wanted = self._encode_ids(ids)
+        if not wanted:
+            return
+        with self._db.write() as conn:
+            old: list[tuple[int, bytes]] = []
+            for part in chunks(wanted):
+                sql = f"SELECT key, id FROM documents WHERE id IN ({placeholders(len(part))})"
+                old += conn.execute(sql, list(part)).fetchall()
+            self._remove_keys(conn, old)
+
+    @staticmethod
+    def _encode_ids(ids: Sequence[str]) -> list[bytes]:
+        if isinstance(ids, str):
+            raise QueryError("ids must be a list of ids, not one string", field="ids")
+        out: list[bytes] = []
+        for i in ids:
+            if not isinstance(i, str):
+                raise QueryError(f"document ids are strings, got {i!r}", field="ids")
+            out.append(encode_text(i))
+        return list(dict.fromkeys(out))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = True) -> list[Record]:
+        wanted = self._encode_ids(ids)
+        dim = self.model.dim if with_vectors and self.model else None
+        found: dict[bytes, Record] = {}
+        cols = DOC_COLUMNS + (", v.vector" if dim else "")
+        join = " LEFT JOIN vectors v ON v.key = d.key" if dim else ""
+        with self._db.read() as conn:
+            for part in chunks(wanted):
+                where = f"d.id IN ({placeholders(len(part))})"
+                sql = f"SELECT {cols} FROM documents d{join} WHERE {where}"
+                for row in conn.execute(sql, list(part)):
+                    found[bytes(row[1])] = record_from_row(row, dim)
+        return [found[i] for i in wanted if i in found]
+
+    def count(self, filters: Filters | None = None) -> int:
+        where, params = filter_sql(filters)
+        with self._db.read() as conn:
+            row = conn.execute(f"SELECT count(*) FROM documents WHERE {where}", params).fetchone()
+        return int(row[0])
+
+    def manifest(self, root: str) -> Iterator[FileState]:
+        if not isinstance(root, str):
+            raise QueryError(f"root must be a folder path, got {root!r}", field="root")
+        root_b = encode_text(root)
+        last = b""
+        while True:
+            with self._db.read() as conn:
+                rows = conn.execute(
+                    "SELECT id, relpath, size, mtime, sha256 FROM documents "
+                    "WHERE root = ? AND id > ? ORDER BY id LIMIT 2000",
+                    (root_b, last),
+                ).fetchall()
+            if not rows:
+                return
+            last = bytes(rows[-1][0])
+            for id_, rel, size, mtime, sha in rows:
+                yield FileState(
+                    decode_text(id_), decode_text(rel), int(size), float(mtime), str(sha)
+                )
+
+    def find_by_hash(self, hashes: Sequence[str]) -> dict[str, Record]:
+        wanted = list(dict.fromkeys(h for h in hashes if isinstance(h, str)))
+        model = self.model
+        out: dict[str, Record] = {}
+        if not wanted or model is None:
+            return out
+        with self._db.read() as conn:
+            for part in chunks(wanted):
+                sql = (
+                    f"SELECT {DOC_COLUMNS}, v.vector FROM {_WITH_VECTORS} "
+                    f"WHERE d.sha256 IN ({placeholders(len(part))}) ORDER BY d.id"
+                )
+                for row in conn.execute(sql, list(part)):
+                    out.setdefault(str(row[8]), record_from_row(row, model.dim))
+        return out
+
+    def iter_records(
+        self, batch_size: int = 500, *, after: str | None = None
+    ) -> Iterator[list[Record]]:
+        if batch_size <= 0:
+            raise QueryError("batch_size must be positive", field="batch_size")
+        model = self.model
+        if model is None:
+            return
+        last = encode_text(after) if after is not None else b""
+        while True:
+            with self._db.read() as conn:
+                rows = conn.execute(
+                    f"SELECT {DOC_COLUMNS}, v.vector FROM {_WITH_VECTORS} "
+                    "WHERE d.id > ? ORDER BY d.id LIMIT ?",
+                    (last, batch_size),
+                ).fetchall()
+            if not rows:
+                return
+            last = bytes(rows[-1][1])
+            yield [record_from_row(r, model.dim) for r in rows]
+
+    # -- search ------------------------------------------------------------------------
+
+    def _derived(self, model: ModelInfo) -> DerivedIndex:
+        with self._lock:
+            if self._index is None:
+                self._index = DerivedIndex(
+                    self.folder,
+                    SqliteVectorSource(self._db, model.dim),
+                    dim=model.dim,
+                    db_uuid=self._db.uuid,
+                    params=self.index_params,
+                )
+            return self._index
+
+    def knn(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        offset: int = 0,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[Hit]:
+        for name, value in (("k", k), ("offset", offset)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise QueryError(f"{name} must be a whole number >= 0, got {value!r}", field=name)
+        if min_score is not None and not np.isfinite(min_score):
+            raise QueryError("min_score must be a finite number", field="min_score")
+        model = self.model
+        q = query_vector(vector, model, self.collection)
+        where, params = filter_sql(filters)
+        excluded_ids = self._encode_ids(exclude_ids)
+        if k == 0 or model is None:
+            return []
+        knn = LocalKnn(self._db, self._derived(model), selective_limit=self.selective_limit)
+        return knn.search(q, int(k), int(offset), where, params, min_score, excluded_ids)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def sync_index(self, *, persist: bool = True) -> IndexStatus:
+        """Bring the vector index up to date now (loading or building it if needed) and,
+        with ``persist``, merge and save it when enough has changed. Returns its status."""
+        model = self.model
+        if model is None:
+            return self.index_status()
+        self._derived(model).sync(strict=persist)
+        return self.index_status()
+
+    def index_status(self) -> IndexStatus:
+        """How this process's vector index was obtained (file, rebuild, catch-up...)."""
+        model = self.model
+        if model is None or self._index is None:
+            return IndexStatus("none", "none", 0, None, 0, None, 0, 0, 0, 0, 0, 0)
+        return self._index.status()
+
+    def flush(self) -> None:
+        """Checkpoint the WAL and, for HNSW-sized collections, bring the saved index up to date."""
+        with self._db.errors("checkpoint"):
+            self._db.conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        model = self.model
+        if model is None:
+            return
+        index = self._derived(model)
+        big = self.count() >= max(1, self.index_params.exact_threshold)
+        index.sync(strict=True, load=big)
+
+    def stats(self) -> StoreStats:
+        with self._db.read() as conn:
+            documents, image_bytes = conn.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM documents"
+            ).fetchone()
+        head = self._db.head()
+        model = self.model
+        db_bytes = ann_bytes = hnsw_bytes = rescore_bytes = other_bytes = thumbs_bytes = 0
+        for dirpath, _dirnames, filenames in os.walk(self.folder):
+            in_thumbs = Path(dirpath).relative_to(self.folder).parts[:1] == (THUMBS_DIR,)
+            for name in filenames:
+                with contextlib.suppress(OSError):
+                    size = os.stat(os.path.join(dirpath, name)).st_size
+                    if in_thumbs:
+                        thumbs_bytes += size
+                    elif name.startswith(DB_FILENAME):
+                        db_bytes += size
+                    elif name.startswith(("ann-", ".ann-", "ann.")):
+                        ann_bytes += size
+                        hnsw_bytes += size if name.endswith(".usearch") else 0
+                        rescore_bytes += size if name.endswith(".f32") else 0
+                    else:
+                        other_bytes += size
+        status = self.index_status()
+        kind = status.kind
+        if kind == "none":
+            kind = "hnsw" if documents >= max(1, self.index_params.exact_threshold) else "exact"
+        return StoreStats(
+            backend="local",
+            collection=self.collection,
+            documents=int(documents),
+            dimensions=model.dim if model else 0,
+            image_bytes=int(image_bytes),
+            index_bytes=db_bytes + ann_bytes + other_bytes,
+            model=model,
+            details={
+                "folder": str(self.folder),
+                "db_bytes": db_bytes,
+                "ann_bytes": ann_bytes,  # all of the saved index: the next two and small files
+                "hnsw_bytes": hnsw_bytes,  # the graph and its int8 vectors
+                "rescore_vectors_bytes": rescore_bytes,  # float32 copies for exact rescoring
+                "thumbs_bytes": thumbs_bytes,
+                "index": kind,
+                "ann_dtype": self.index_params.dtype,
+                "exact_threshold": self.index_params.exact_threshold,
+                "seq": head,
+                "schema_version": self._db.schema_version,
+            },
+        )
+
+    def close(self) -> None:
+        if self._db.closed:
+            return
+        index, self._index = self._index, None
+        if index is not None:
+            try:
+                index.sync(strict=True, load=False)  # save a large pending merge for the next open
+            except (LookalikeError, OSError, RuntimeError) as exc:
+                log.warning("could not save the vector index of %s on close: %s", self.folder, exc)
+            index.close()
+        self._db.close()
+
+    def drop(self) -> None:
+        self.close()
+        try:
+            shutil.rmtree(self.folder)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(
+                f"could not delete the collection folder {self.folder} ({exc.strerror or exc}); "
+                "delete it by hand"
+            ) from exc

@@ -1,0 +1,75 @@
+"""The derived vector index's view of the SQLite truth (``vector_index.VectorSource``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from lookalike.store.local_db import Database
+from lookalike.store.local_query import chunks, placeholders, vectors_from_blobs
+
+__all__ = ["SqliteVectorSource"]
+
+
+class SqliteVectorSource:
+    """The VectorSource the derived index reads from (see vector_index.VectorSource)."""
+
+    def __init__(self, db: Database, dim: int) -> None:
+        self._db = db
+        self._dim = dim
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Any]:
+        return self._db.read()
+
+    def head(self) -> int:
+        return self._db.head()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._db.errors("read"):
+            return int(self._db.conn().execute(sql, params).fetchone()[0] or 0)
+
+    def count(self) -> int:
+        return self._one("SELECT count(*) FROM documents")
+
+    def count_changes(self, after: int) -> int:
+        return self._one("SELECT count(*) FROM changes WHERE seq > ?", (after,))
+
+    def changes(self, after: int) -> list[tuple[int, int, str]]:
+        with self._db.errors("read"):
+            rows = self._db.conn().execute(
+                "SELECT seq, key, op FROM changes WHERE seq > ? ORDER BY seq", (after,)
+            )
+            return [(int(s), int(k), str(o)) for s, k, o in rows]
+
+    def vectors(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        found: list[int] = []
+        blobs: list[bytes] = []
+        with self._db.errors("read"):
+            conn = self._db.conn()
+            for part in chunks(keys):
+                sql = f"SELECT key, vector FROM vectors WHERE key IN ({placeholders(len(part))})"
+                for key, blob in conn.execute(sql, list(part)):
+                    found.append(int(key))
+                    blobs.append(blob)
+        return np.array(found, dtype=np.int64), vectors_from_blobs(blobs, self._dim)
+
+    def iter_vectors(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = 0
+        while True:
+            with self._db.errors("read"):
+                rows = (
+                    self._db.conn()
+                    .execute(
+                        "SELECT key, vector FROM vectors WHERE key > ? ORDER BY key LIMIT ?",
+                        (last, batch_size),
+                    )
+                    .fetchall()
+                )
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            keys = np.array([r[0] for r in rows], dtype=np.int64)
+            yield keys, vectors_from_blobs([r[1] for r in rows], self._dim)
