@@ -213,7 +213,7 @@ def test_decoding_huge_files_keeps_memory_bounded(image_zoo: dict[str, Path]) ->
     """Peak RSS of a fresh process decoding the 16000x16000 JPEG and refusing the PNG bomb."""
     script = textwrap.dedent(
         """
-        import json, resource, sys, time
+        import json, sys, time
         import psutil
         from lookalike.images import clip_ready
         from lookalike.errors import ImageTooLargeError
@@ -225,7 +225,11 @@ def test_decoding_huge_files_keeps_memory_bounded(image_zoo: dict[str, Path]) ->
             clip_ready(sys.argv[2], max_pixels=64_000_000)
         except ImageTooLargeError:
             pass
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # VmHWM belongs to this process image only; ru_maxrss would include the RSS this
+        # process inherited from the (large) pytest process it was forked from.
+        with open("/proc/self/status") as fh:
+            hwm = next(line for line in fh if line.startswith("VmHWM:"))
+        peak = int(hwm.split()[1]) * 1024
         print(json.dumps({"base": base, "peak": peak, "jpeg_s": jpeg_s, "size": out.decoded_size}))
         """
     )

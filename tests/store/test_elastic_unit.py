@@ -885,11 +885,11 @@ def test_knn_window_and_query_checks(es: Harness) -> None:
 
 def test_non_finite_filter_values_are_query_errors(es: Harness) -> None:
     store = es.bound()
-    for bad in (Filters(min_size=float("nan")), Filters(modified_before=float("inf"))):
-        with pytest.raises(QueryError):
-            store.knn(vec(1.0), 5, filters=bad)
-        with pytest.raises(QueryError):
-            store.count(bad)
+    # Filters refuse such values when they are built, before any backend sees them.
+    with pytest.raises(QueryError):
+        Filters(min_size=float("nan"))  # type: ignore[arg-type]
+    with pytest.raises(QueryError):
+        Filters(modified_before=float("inf"))
     with pytest.raises(QueryError):
         store.knn(vec(1.0), 5, min_score=float("nan"))
     assert es.wire.requests("POST", f"/{ALIAS}/_search") == []
