@@ -412,7 +412,7 @@ def test_model_statuses_for_working_models(tiny_settings: Settings, tiny_clip_di
     assert (image.role, text.role) == ("image", "text")
     for status in (image, text):
         assert status.available and status.loads is True
-        assert status.runtime == "sentence-transformers"
+        assert status.runtime == "torch-fast"  # "auto" picks the fast runtime
         assert status.extra["dim"] == TINY_DIM
         assert status.to_dict()["source"] == "folder"
     assert image.location == str(tiny_clip_dir)

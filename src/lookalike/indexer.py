@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.config import Settings
+from lookalike.core_split import CoreSplit, set_torch_threads, torch_threads
 from lookalike.decode_pool import DecodePool, DecodeResult
 from lookalike.errors import NotFoundError
 from lookalike.images import is_image_name
@@ -107,6 +108,8 @@ class Indexer:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        #: the core split of the last run's embedding phase (how it decided, for benchmarks)
+        self.split: CoreSplit | None = None
 
     def index(self, paths: Sequence[str | Path], *, progress: ProgressFn | None = None) -> IndexReport:
         """Bring the collection up to date with the images under ``paths`` (folders or files)."""
@@ -198,17 +201,34 @@ class Indexer:
         progress(IndexProgress("check", len(pending), len(pending), root))
         return to_embed
 
-    def _embed(self, items: list[_Pending], report: IndexReport, progress: ProgressFn, root: str) -> None:
+    def _embed(
+        self, items: list[_Pending], report: IndexReport, progress: ProgressFn, root: str
+    ) -> None:
+        """Decode in worker processes while this thread embeds, the cores split as
+        ``lookalike.core_split`` explains (and re-split as the batches show the mix)."""
         if not items:
             return
         by_path = {p.file.path: p for p in items}
         batch: list[tuple[_Pending, DecodeResult]] = []
         done = 0
+        decode_cpu = 0.0  # worker CPU seconds since the last batch
         progress(IndexProgress("embed", 0, len(items), root))
-        workers = self.settings.decode_workers or _default_workers()
-        with DecodePool(workers, max_pixels=self.settings.max_pixels) as pool:
+        split = CoreSplit(fixed_workers=self.settings.decode_workers)
+        self.split = split
+        bs = self.settings.batch_size
+        with (
+            torch_threads(),
+            DecodePool(
+                split.split.workers,
+                max_pixels=self.settings.max_pixels,
+                max_workers=max(split.cores, split.split.workers),
+                buffer=max(16, 2 * bs),
+            ) as pool,
+        ):
+            set_torch_threads(split.split.threads)
             for result in pool.decode(list(by_path)):
                 item = by_path[result.path]
+                decode_cpu += result.seconds
                 if result.error is not None:
                     report.skipped.append(SkippedFile(result.path, result.error))
                     if item.previous is not None:
@@ -216,17 +236,31 @@ class Indexer:
                     done += 1
                     continue
                 batch.append((item, result))
-                if len(batch) >= self.settings.batch_size:
-                    done += self._flush_batch(batch, report)
+                if len(batch) >= bs:
+                    count, seconds = self._flush_batch(batch, report)
+                    done += count
                     batch = []
+                    change = split.observe(count, decode_cpu, seconds)
+                    decode_cpu = 0.0
+                    if change is not None:
+                        log.debug("core split now %s", change)
+                        pool.set_workers(change.workers)
+                        set_torch_threads(change.threads)
                     progress(IndexProgress("embed", done, len(items), root))
-            done += self._flush_batch(batch, report)
+            done += self._flush_batch(batch, report)[0]
         progress(IndexProgress("embed", done, len(items), root))
 
-    def _flush_batch(self, batch: list[tuple[_Pending, DecodeResult]], report: IndexReport) -> int:
+    def _flush_batch(
+        self, batch: list[tuple[_Pending, DecodeResult]], report: IndexReport
+    ) -> tuple[int, float]:
+        """Embed and store one batch; returns how many and the seconds embedding took."""
         if not batch:
-            return 0
-        vectors = self.embedder.embed_images([r.image for _, r in batch])
+            return 0, 0.0
+        images = [r.image for _, r in batch if r.image is not None]
+        assert len(images) == len(batch)  # decoded results always carry their pixels
+        started = time.perf_counter()
+        vectors = self.embedder.embed_images(images)
+        seconds = time.perf_counter() - started
         records = []
         for (item, result), vector in zip(batch, vectors, strict=True):
             info = result.info
@@ -234,7 +268,7 @@ class Indexer:
             records.append(_record(item, info.format, info.width, info.height, vector))
         self.store.upsert(records)
         report.indexed += len(records)
-        return len(records)
+        return len(records), seconds
 
     def _drop_stale(self, previous: FileState, report: IndexReport) -> None:
         """A file that was indexed but is no longer a usable image leaves the index."""
@@ -278,10 +312,6 @@ def _should_remove(path: str) -> bool:
 
 def _absolute(path: str | Path) -> str:
     return Path(os.path.abspath(os.fspath(path))).as_posix()
-
-
-def _default_workers() -> int:
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def _chunks(items: list[_Pending], size: int) -> Iterator[tuple[int, list[_Pending]]]:

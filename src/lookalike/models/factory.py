@@ -1,8 +1,16 @@
 """Choosing a runtime for the configured models, and reporting on them (``lookalike models``).
 
 A runtime is a name (the ``runtime`` setting) mapped to a function that builds
-an Embedder from Settings. To add one (the fast ONNX runtime, say), write its
-builder and add it to ``RUNTIMES``; ``auto`` can then pick it when it is usable.
+an Embedder from Settings. To add one, write its builder and add it to ``RUNTIMES``.
+
+* ``auto`` (the default) and ``torch-fast``: ``FastTorchEmbedder``, bf16 where the
+  CPU multiplies bf16 natively, fp32 elsewhere; each fast path is checked against
+  the reference at load and falls back to it when it disagrees;
+* ``torch-fast-bf16`` / ``torch-fast-fp32``: the same with the precision forced;
+* ``torch`` / ``sentence-transformers``: the reference runtime.
+
+Every runtime reads the same weights and records the same ``ModelInfo``, so a
+collection indexed with one can be searched with another.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from collections.abc import Callable
 from lookalike.config import Settings
 from lookalike.errors import ConfigError, ModelError, ModelNotAvailableError
 from lookalike.models.base import Embedder, ModelStatus
+from lookalike.models.fast_torch import RUNTIME as FAST_RUNTIME
+from lookalike.models.fast_torch import FastTorchEmbedder
 from lookalike.models.loading import (
     ResolvedModel,
     canonical_name,
@@ -35,9 +45,25 @@ def _sentence_transformers(settings: Settings) -> Embedder:
     )
 
 
+def _fast(precision: str) -> Callable[[Settings], Embedder]:
+    def build(settings: Settings) -> Embedder:
+        return FastTorchEmbedder(
+            settings.image_model,
+            settings.text_model,
+            precision=precision,
+            cache_folder=settings.model_cache or None,
+            batch_size=settings.batch_size,
+        )
+
+    return build
+
+
 #: runtime setting -> (runtime name reported to users, builder)
 RUNTIMES: dict[str, tuple[str, Callable[[Settings], Embedder]]] = {
-    "auto": (ST_RUNTIME, _sentence_transformers),
+    "auto": (FAST_RUNTIME, _fast("auto")),
+    "torch-fast": (FAST_RUNTIME, _fast("auto")),
+    "torch-fast-bf16": (FAST_RUNTIME, _fast("bf16")),
+    "torch-fast-fp32": (FAST_RUNTIME, _fast("fp32")),
     "torch": (ST_RUNTIME, _sentence_transformers),
     "sentence-transformers": (ST_RUNTIME, _sentence_transformers),
 }
@@ -129,4 +155,19 @@ def model_statuses(settings: Settings, *, try_load: bool = True) -> list[ModelSt
         status.loads = True
         dim = getattr(embedder, "text_dim", None) if status.role == "text" else embedder.dim
         status.extra["dim"] = dim
+    _describe_runtime(embedder, [image, text])
     return [image, text]
+
+
+def _describe_runtime(embedder: Embedder, statuses: list[ModelStatus]) -> None:
+    """Say which path runs each loaded tower and why (e.g. "torch-fast bf16: CPU has AMX-BF16")."""
+    runtime_for = getattr(embedder, "runtime_for", None)
+    if runtime_for is None:
+        return
+    for status in statuses:
+        if not status.loads:
+            continue
+        active, why = runtime_for(status.role)
+        status.extra["active_runtime"], status.extra["runtime_reason"] = active, why
+        line = f"{active}: {why}"
+        status.detail = f"{status.detail}; {line}" if status.detail else line

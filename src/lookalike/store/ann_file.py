@@ -155,10 +155,10 @@ def _fsync_path(path: Path) -> None:
 class AnnFiles:
     """The saved HNSW files in one collection folder."""
 
-    def __init__(self, folder: Path, *, expansion_search: int) -> None:
+    def __init__(self, folder: Path, *, ef_for: Callable[[int], int]) -> None:
         self.folder = folder
         self.lock_path = folder / "ann.lock"
-        self.expansion_search = expansion_search
+        self.ef_for = ef_for  # HNSW search breadth for an index of that many vectors
 
     def stamps(self) -> list[tuple[int, Path]]:
         """(seq, stamp path) of every stamp file, newest first."""
@@ -256,7 +256,8 @@ class AnnFiles:
     def _open(self, stamp: AnnStamp) -> Base | None:
         index_path, keys_path, vec_path = self._paths(stamp.name)
         try:
-            index = Index.restore(index_path, view=True, expansion_search=self.expansion_search)
+            ef = self.ef_for(stamp.count)
+            index = Index.restore(index_path, view=True, expansion_search=ef)
         except (RuntimeError, ValueError, OSError) as exc:
             log.warning("ignoring index file %s that usearch cannot map: %s", index_path, exc)
             return None

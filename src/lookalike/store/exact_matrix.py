@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ExactMatrix"]
+__all__ = ["ExactMatrix", "dot_rows"]
+
+
+def dot_rows(vectors: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``vectors @ q`` as float32 without BLAS threads: for one query against up to some
+    ten thousand rows, OpenBLAS's thread hand-off costs more than the arithmetic (measured
+    here: 2.5 ms with ``@`` against 0.35 ms for 2,500 x 512 on a busy 2-core machine)."""
+    return np.einsum("ij,j->i", vectors, q, dtype=np.float32)
 
 
 class ExactMatrix:
@@ -75,7 +82,7 @@ class ExactMatrix:
     def top(self, q: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
         if self._n == 0 or m <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = self.vectors @ q
+        scores = dot_rows(self.vectors, q)
         if m < self._n:
             part = np.argpartition(-scores, m - 1)[:m]
             order = part[np.argsort(-scores[part], kind="stable")]

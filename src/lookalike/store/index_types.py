@@ -50,9 +50,18 @@ class IndexParams:
     dtype: str = "i8"
     connectivity: int = 16
     expansion_add: int = 128
-    expansion_search: int = 96
+    #: HNSW search breadth; None: grows with the index (see ``ef_for``)
+    expansion_search: int | None = None
     #: candidates taken from the HNSW per wanted hit, rescored exactly
     overfetch: int = 3
+
+    def ef_for(self, size: int) -> int:
+        """Search breadth for an HNSW index of ``size`` vectors. Measured on clustered
+        512-d data, int8, M=16: ef 96 gives recall@10 0.995 at 100k; at 1M it takes
+        ef 192 for 0.967 and 384 for 0.993. So 96 up to 250k, then in proportion."""
+        if self.expansion_search is not None:
+            return self.expansion_search
+        return min(512, max(96, 96 * size // 250_000))
 
 
 @dataclass(frozen=True)

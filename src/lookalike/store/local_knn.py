@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.records import Hit
+from lookalike.store.exact_matrix import dot_rows
 from lookalike.store.local_db import Database
 from lookalike.store.local_query import DOC_COLUMNS, chunks, hit_from_row, placeholders
 from lookalike.store.local_source import SqliteVectorSource
@@ -91,7 +92,7 @@ class LocalKnn:
             vecs = np.concatenate([vecs, sql_vecs])
         if len(found) == 0:
             return found, np.empty(0, dtype=np.float32)
-        scores = (vecs @ q).astype(np.float32)
+        scores = dot_rows(vecs, q)
         if need < len(scores):
             top = np.argpartition(-scores, need - 1)[:need]
             order = top[np.argsort(-scores[top], kind="stable")]

@@ -31,7 +31,7 @@ import numpy as np
 from usearch.index import Index
 
 from lookalike.store.ann_file import AnnFiles, Base, RowSource
-from lookalike.store.exact_matrix import ExactMatrix
+from lookalike.store.exact_matrix import ExactMatrix, dot_rows
 from lookalike.store.index_types import Candidates, IndexParams, IndexStatus, VectorSource
 
 __all__ = ["DerivedIndex"]
@@ -110,7 +110,7 @@ class DerivedIndex:
     def __init__(
         self, folder: Path, source: VectorSource, *, dim: int, db_uuid: str, params: IndexParams
     ) -> None:
-        self.files = AnnFiles(folder, expansion_search=params.expansion_search)
+        self.files = AnnFiles(folder, ef_for=params.ef_for)
         self._source = source
         self._dim = dim
         self._uuid = db_uuid
@@ -196,7 +196,7 @@ class DerivedIndex:
 
     def _rebuild_in_snapshot(self, head: int) -> _State:
         log.info("building the vector index of %s from the database", self.files.folder)
-        index = self._new_index()
+        index = self._new_index(self._source.count())
         for keys, vecs in self._source.iter_vectors(_BATCH):
             _add(index, keys, vecs)
         self._full_builds += 1
@@ -257,11 +257,11 @@ class DerivedIndex:
             return False
         return pending >= self._limit(st) if strict else pending > self._query_limit(st)
 
-    def _new_index(self) -> Index:
+    def _new_index(self, size: int) -> Index:
         p = self.params
         return Index(
             ndim=self._dim, metric="cos", dtype=p.dtype, connectivity=p.connectivity,
-            expansion_add=p.expansion_add, expansion_search=p.expansion_search,
+            expansion_add=p.expansion_add, expansion_search=p.ef_for(size),
         )  # fmt: skip
 
     def _merge(self) -> None:
@@ -275,7 +275,7 @@ class DerivedIndex:
                 new = self._rebuild_in_snapshot(self._source.head())
         else:
             if old is None:
-                index = self._new_index()
+                index = self._new_index(len(st.delta))
             elif old.stamp is not None:  # a read-only view: merge into a private copy
                 index = old.index.copy()
             else:
@@ -359,7 +359,7 @@ class DerivedIndex:
                 got = st.base.rows(keys)
                 ks, vs = got if got is not None else self._source.vectors(keys.tolist())
                 parts_k.append(ks)
-                parts_s.append(vs @ q)
+                parts_s.append(dot_rows(vs, q))
                 complete = mb >= size
             if len(st.delta):
                 dk, ds = st.delta.top(q, m)

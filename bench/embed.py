@@ -1,0 +1,159 @@
+"""Embedding runtimes on a full-size random-weight ViT-B/32: speed and fidelity, in one process.
+
+    python bench/embed.py [--models DIR] [--images N] [--threads T] [--seconds S]
+
+Builds (once, cached in DIR) random-weight clip-ViT-B-32 and multilingual models
+with scripts/make_random_models.py, then compares, on the same weights and the same
+pre-decoded 224x224 images:
+
+* the reference runtime (sentence-transformers, fp32),
+* torch-fast fp32 and torch-fast bf16 (bf16 is forced; on a CPU without bf16
+  instructions it runs, slowly, and the table says so),
+
+giving images/s at batch 1, 8 and 32 (batch 32 over the N fidelity images, the
+others for about S seconds each), the lowest cosine and the mean top-10 neighbour
+overlap against the reference over N images, and the p50 of one short text query.
+The machine is shared and noisy: read the figures as ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/ holds modules named like the standard library's (http.py): keep it off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT / "scripts"))
+DEFAULT_MODELS = Path("/tmp/lookalike-bench/models")
+QUERIES = ["a photo of a cat", "ein Hund am Strand", "rote Autos", "sunset over the mountains",
+           "une maison bleue", "кошка", "一只猫", "a person on a beach at sunset"]  # fmt: skip
+
+
+def photo_like(n: int, seed: int = 0) -> list:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        cells = int(rng.integers(2, 7))
+        coarse = Image.fromarray(rng.integers(0, 256, (cells, cells, 3), dtype=np.uint8), "RGB")
+        base = np.asarray(coarse.resize((224, 224), Image.Resampling.BICUBIC), np.int16)
+        grain = rng.integers(-10, 11, (224, 224, 1))
+        out.append(Image.fromarray(np.clip(base + grain, 0, 255).astype(np.uint8), "RGB"))
+    return out
+
+
+def rate(embed, images: list, batch: int, seconds: float) -> float:
+    """images/s at ``batch`` images per call, for about ``seconds`` after one warm-up call."""
+    embed(images[:batch])
+    done, started = 0, time.perf_counter()
+    while True:
+        start = done % max(1, len(images) - batch)
+        embed(images[start : start + batch])
+        done += batch
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return done / elapsed
+
+
+def top10_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    shares = []
+    for v in (a, b):
+        sims = v @ v.T
+        np.fill_diagonal(sims, -np.inf)
+        shares.append(np.argsort(-sims, axis=1)[:, :10])
+    return float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(*shares, strict=True)]))
+
+
+def text_p50_ms(embedder, repeat: int = 5) -> float:
+    embedder.embed_texts([QUERIES[0]])
+    times = []
+    for _ in range(repeat):
+        for q in QUERIES:
+            started = time.perf_counter()
+            embedder.embed_texts([q])
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
+    parser.add_argument(
+        "--images", type=int, default=200, help="fidelity set (and batch-32 timing)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0: all usable cores)"
+    )
+    parser.add_argument("--seconds", type=float, default=8.0, help="timing budget at batch 1 and 8")
+    args = parser.parse_args()
+
+    import torch
+    from make_random_models import make_random_models
+
+    from lookalike.core_split import usable_cores
+    from lookalike.models.cpu import cpu_features
+    from lookalike.models.fast_torch import FastTorchEmbedder
+    from lookalike.models.sentence import SentenceTransformerEmbedder
+
+    threads = args.threads or usable_cores()
+    torch.set_num_threads(threads)
+    models = make_random_models(args.models)
+    image_model, text_model = str(models["image"]), str(models["text"])
+    features = cpu_features()
+    print(f"models: {image_model} + {text_model} (random weights, full size)")
+    unit = "AMX-BF16" if features.amx_bf16 else "AVX512-BF16" if features.avx512_bf16 else "none"
+    print(f"torch {torch.__version__}, {threads} threads; CPU bf16: {unit}")
+
+    runtimes = {
+        "reference fp32": SentenceTransformerEmbedder(image_model, text_model, batch_size=32),
+        "torch-fast fp32": FastTorchEmbedder(
+            image_model, text_model, precision="fp32", batch_size=32
+        ),
+        "torch-fast bf16": FastTorchEmbedder(
+            image_model, text_model, precision="bf16", batch_size=32
+        ),
+    }
+    images = photo_like(args.images)
+    rows, vectors = [], {}
+    for name, embedder in runtimes.items():
+        started = time.perf_counter()
+        embedder.load()
+        loaded = time.perf_counter() - started
+        r1 = rate(embedder.embed_images, images, 1, args.seconds)
+        r8 = rate(embedder.embed_images, images, 8, args.seconds)
+        started = time.perf_counter()
+        vectors[name] = embedder.embed_images(images)
+        r32 = len(images) / (time.perf_counter() - started)
+        torch.set_num_threads(1)
+        p50_1 = text_p50_ms(embedder)
+        torch.set_num_threads(threads)
+        p50 = text_p50_ms(embedder)
+        active = embedder.runtime_for("image")[0] if hasattr(embedder, "runtime_for") else name
+        rows.append((name, active, loaded, r1, r8, r32, p50, p50_1))
+        print(f"  {name}: done", flush=True)
+
+    ref = vectors["reference fp32"].astype(np.float64)
+    base32 = rows[0][5]
+    print()
+    print(f"{'runtime':<17}{'active path':<19}{'load s':>7}{'b=1':>8}{'b=8':>8}{'b=32':>8}"
+          f"{'x ref':>7}{'min cos':>10}{'top-10':>8}{'text ms':>9}{'(1 thr)':>9}")  # fmt: skip
+    for name, active, loaded, r1, r8, r32, p50, p50_1 in rows:
+        v = vectors[name].astype(np.float64)
+        cos = float((v * ref).sum(1).min())
+        overlap = top10_overlap(vectors[name], vectors["reference fp32"])
+        speed = f"{loaded:>7.1f}{r1:>8.1f}{r8:>8.1f}{r32:>8.1f}{r32 / base32:>6.1f}x"
+        print(f"{name:<17}{active:<19}{speed}{cos:>10.5f}{overlap:>8.3f}{p50:>9.1f}{p50_1:>9.1f}")
+    print(f"\nimages/s on pre-decoded 224x224 images; cosine and top-10 over {len(images)} images "
+          "against the reference; text: p50 of one short query (multilingual model), all threads "
+          "and 1 thread.")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
