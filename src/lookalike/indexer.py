@@ -39,7 +39,7 @@ _HASH_CHUNK = 1 << 20
 
 
 def document_id(path: str) -> str:
-    """Stable id of the document for an absolute POSIX path: the same file always gets the same id."""
+    """Stable id of the document at an absolute POSIX path: a file always gets the same id."""
     return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
 
 
@@ -111,13 +111,17 @@ class Indexer:
         #: the core split of the last run's embedding phase (how it decided, for benchmarks)
         self.split: CoreSplit | None = None
 
-    def index(self, paths: Sequence[str | Path], *, progress: ProgressFn | None = None) -> IndexReport:
+    def index(
+        self, paths: Sequence[str | Path], *, progress: ProgressFn | None = None
+    ) -> IndexReport:
         """Bring the collection up to date with the images under ``paths`` (folders or files)."""
         started = time.perf_counter()
         roots = [_absolute(p) for p in paths]
         for root in roots:
             if not os.path.exists(root):
-                raise NotFoundError(f"{root} does not exist; give a folder or an image file", field="path")
+                raise NotFoundError(
+                    f"{root} does not exist; give a folder or an image file", field="path"
+                )
         # Fail before any work when the weights are missing.
         load_images = getattr(self.embedder, "load_images", None)
         (load_images or self.embedder.load)()
@@ -150,7 +154,11 @@ class Indexer:
         pending: list[_Pending] = []
         for f in scanned:
             prev = known.pop(f.relpath, None)
-            if prev is not None and prev.size == f.size and abs(prev.mtime - f.mtime) <= _MTIME_TOLERANCE:
+            if (
+                prev is not None
+                and prev.size == f.size
+                and abs(prev.mtime - f.mtime) <= _MTIME_TOLERANCE
+            ):
                 report.unchanged += 1
             else:
                 pending.append(_Pending(f, prev))
@@ -191,7 +199,9 @@ class Indexer:
                 if source is None or source.vector is None:
                     to_embed.append(item)
                     continue
-                reused.append(_record(item, source.format, source.width, source.height, source.vector))
+                reused.append(
+                    _record(item, source.format, source.width, source.height, source.vector)
+                )
                 if item.previous is not None and item.previous.sha256 == item.sha256:
                     report.updated += 1
                 else:

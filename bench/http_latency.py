@@ -1,6 +1,6 @@
 """Benchmark the web API over HTTP: text search and upload search latency.
 
-    python bench/http.py [--sizes 10000,100000] [--models tiny|base] [--requests 200]
+    python bench/http_latency.py [--sizes 10000,100000] [--models tiny|base] [--requests 200]
                          [--concurrency 8] [--k 30] [--json]
 
 For each collection size, synthetic clustered 512-d vectors are inserted through
@@ -23,39 +23,31 @@ The machine is shared and noisy: compare figures as ratios within one run.
 
 from __future__ import annotations
 
-import os
+import argparse
+import io
+import json
+import socket
+import statistics
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
-# Run as a script, this file would shadow the standard library's `http` package
-# (its folder comes first on sys.path): take the folder off before importing anything.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
-    del sys.path[0]
+import httpx
+import numpy as np
+import uvicorn
+from PIL import Image
 
-import argparse  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import uvicorn  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from lookalike.collection import Collection  # noqa: E402
-from lookalike.config import Settings  # noqa: E402
-from lookalike.models import create_embedder  # noqa: E402
-from lookalike.models.testing import build_random_clip, build_random_multilingual  # noqa: E402
-from lookalike.records import Record  # noqa: E402
-from lookalike.web import create_app  # noqa: E402
+from lookalike.collection import Collection
+from lookalike.config import Settings
+from lookalike.models import create_embedder
+from lookalike.models.testing import build_random_clip, build_random_multilingual
+from lookalike.records import Record
+from lookalike.web import create_app
 
 QUERIES = [
     "a dog on the beach", "chien sur la plage", "ein roter Kreis", "sunset over mountains",
