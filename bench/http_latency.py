@@ -116,11 +116,13 @@ class Server:
         self.thread.start()
         with httpx.Client(base_url=self.url, timeout=5) as client:
             for _ in range(600):  # bounded wait for start-up (models load in the lifespan)
-                try:
-                    client.get("/api/v1/health").raise_for_status()
-                    return self.url
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+                self.thread.join(timeout=0.1)  # returns at once if the server thread died
+                if not self.thread.is_alive():
+                    break
+                if not self.server.started:
+                    continue
+                client.get("/api/v1/health").raise_for_status()
+                return self.url
         raise RuntimeError("the server did not start")
 
     def __exit__(self, *exc: object) -> None:

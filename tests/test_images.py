@@ -32,6 +32,7 @@ from lookalike.errors import (
 from lookalike.images import (
     IMAGE_EXTENSIONS,
     PREPROCESS_VERSION,
+    clip_crop,
     clip_ready,
     is_image_name,
     load_image,
@@ -623,3 +624,15 @@ def warnings_filters() -> list[object]:
     import warnings
 
     return list(warnings.filters)
+
+
+def test_clip_crop_matches_clip_ready_for_an_in_memory_image(tmp_path: Path) -> None:
+    """The Searcher's PIL-image path must preprocess exactly like files do."""
+    rng = np.random.default_rng(3)
+    rgba = Image.fromarray(rng.integers(0, 256, (300, 500, 4), dtype=np.uint8), "RGBA")
+    path = tmp_path / "wide.png"
+    rgba.save(path)
+    from_file = clip_ready(path, max_pixels=10_000_000).image
+    from_memory = clip_crop(Image.open(path))
+    assert from_memory.size == (224, 224) and from_memory.mode == "RGB"
+    assert np.array_equal(np.asarray(from_file), np.asarray(from_memory))

@@ -62,6 +62,7 @@ __all__ = [
     "DecodedImage",
     "ImageInfo",
     "Source",
+    "clip_crop",
     "clip_ready",
     "is_image_name",
     "load_image",
@@ -182,6 +183,14 @@ def load_image(
 def clip_ready(source: Source, *, max_pixels: int) -> DecodedImage:
     """224x224 RGB, as CLIP's preprocessing expects: shortest side 224 bicubic, centre crop."""
     return load_image(source, max_pixels=max_pixels, size=CLIP_SIZE, crop=True)
+
+
+def clip_crop(image: Image.Image) -> Image.Image:
+    """An already-decoded PIL image made CLIP-ready exactly as ``clip_ready`` does a file:
+    RGB (alpha on white), shortest side 224 bicubic, centre crop. The caller decoded it, so
+    no pixel budget applies here."""
+    rgb = to_rgb(image)
+    return _fit(rgb, ("short", CLIP_SIZE, True), rgb.width * rgb.height, None)
 
 
 def make_thumbnail(source: Source, *, max_pixels: int, size: int = 256, fmt: str = "webp") -> bytes:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import NotFoundError, QueryError
-from lookalike.images import clip_ready
+from lookalike.images import clip_crop, clip_ready
 from lookalike.models.base import Embedder
 from lookalike.records import Filters, Hit
 from lookalike.store.base import Store
@@ -152,7 +152,7 @@ class Searcher:
             pictures = []
             for src in query.images:
                 if isinstance(src, Image.Image):
-                    pictures.append(_center_224(src))
+                    pictures.append(clip_crop(src))
                 else:
                     pictures.append(clip_ready(src, max_pixels=self.max_pixels).image)
                     if isinstance(src, (str, Path)):
@@ -201,17 +201,6 @@ def _check_text(text: str, field_name: str) -> str:
             f"the search text is longer than {MAX_QUERY_CHARS} characters", field=field_name
         )
     return text.strip()
-
-
-def _center_224(img: Image.Image) -> Image.Image:
-    """CLIP-ready copy of an in-memory PIL image (already decoded by the caller)."""
-    rgb = img.convert("RGB") if img.mode != "RGB" else img
-    w, h = rgb.size
-    scale = 224 / min(w, h)
-    nw, nh = max(224, round(w * scale)), max(224, round(h * scale))
-    rgb = rgb.resize((nw, nh), Image.Resampling.BICUBIC)
-    left, top = (nw - 224) // 2, (nh - 224) // 2
-    return rgb.crop((left, top, left + 224, top + 224))
 
 
 def _normalise(vec: np.ndarray) -> np.ndarray:
