@@ -13,6 +13,12 @@ pre-decoded 224x224 images:
 giving images/s at batch 1, 8 and 32 (batch 32 over the N fidelity images, the
 others for about S seconds each), the lowest cosine and the mean top-10 neighbour
 overlap against the reference over N images, and the p50 of one short text query.
+
+Then the text paths, for the multilingual model and the CLIP text tower: torch-fast
+fp32, ONNX fp32 and ONNX int8 (exported into a fresh cache, then loaded again from
+it), with the p50 and p99 of one short query (timed round-robin, so all paths share
+the machine's mood), the lowest cosine to the reference, the load time with a cold
+cache (export included) and a warm one. ``--text`` runs this part alone.
 The machine is shared and noisy: read the figures as ratios within one run.
 """
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,6 +89,80 @@ def text_p50_ms(embedder, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+LONG_TEXTS = ["", "фото кошки на пляже", "a red car parked in front of a blue house " * 20]
+
+
+def text_paths(image_model: str, text_model: str, repeat: int, scratch: Path) -> None:
+    """One short query through each text path: p50/p99, cosine to the reference, load times."""
+    from lookalike.models.sentence import SentenceTransformerEmbedder
+
+    reference = SentenceTransformerEmbedder(image_model, text_model)
+    texts = QUERIES + LONG_TEXTS
+    expected = reference.embed_texts(texts).astype(np.float64)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="onnx-") as cache:
+        _text_table(image_model, text_model, repeat, Path(cache), texts, expected)
+
+
+def _text_table(
+    image_model: str,
+    text_model: str,
+    repeat: int,
+    cache: Path,
+    texts: list[str],
+    expected: np.ndarray,
+) -> None:
+    import torch
+
+    from lookalike.models.fast_torch import FastTorchEmbedder
+
+    plans = {
+        "torch-fast fp32": {"onnx_cache": None},
+        "onnx fp32": {"onnx_cache": cache, "onnx_precision": "fp32"},
+        "onnx int8": {"onnx_cache": cache, "onnx_precision": "int8"},
+        "onnx int8 1thr": {"onnx_cache": cache, "onnx_precision": "int8", "onnx_threads": 1},
+    }
+    paths, loads = {}, {}
+    for name, options in plans.items():
+        times = []
+        rounds = 2 if options["onnx_cache"] and "onnx_threads" not in options else 1
+        for _ in range(rounds):  # cold (export), then cached
+            embedder = FastTorchEmbedder(image_model, text_model, precision="fp32", **options)
+            started = time.perf_counter()
+            embedder.load_texts()
+            times.append(time.perf_counter() - started)
+        paths[name], loads[name] = embedder, times
+        print(f"  {name}: {' '.join(embedder.runtime_for('text'))}", flush=True)
+    # the same torch embedder with one torch thread (two stall when another process is busy)
+    paths["torch-fast fp32 1thr"], loads["torch-fast fp32 1thr"] = paths["torch-fast fp32"], []
+    threads = torch.get_num_threads()
+    timings: dict[str, list[float]] = {name: [] for name in paths}
+    for embedder in paths.values():
+        embedder.embed_texts([QUERIES[0]])
+    for i in range(repeat):
+        query = [QUERIES[i % len(QUERIES)]]
+        for name, embedder in paths.items():
+            torch.set_num_threads(1 if name.endswith("1thr") else threads)
+            started = time.perf_counter()
+            embedder.embed_texts(query)
+            timings[name].append((time.perf_counter() - started) * 1000)
+    torch.set_num_threads(threads)
+    base = statistics.median(timings["torch-fast fp32"])
+    print(f"\n{'text path':<21}{'active':<17}{'p50 ms':>8}{'p99 ms':>8}{'x torch':>8}"
+          f"{'min cos':>10}{'load s':>8}{'cached s':>9}{'export s':>9}")  # fmt: skip
+    for name, embedder in paths.items():
+        got = embedder.embed_texts(texts).astype(np.float64)
+        cos = float((got * expected).sum(1).min())
+        p50, p99 = np.percentile(timings[name], [50, 99])
+        cold, *warm = loads[name] or [float("nan")]
+        cached = f"{warm[0]:>9.2f}{cold - warm[0]:>9.1f}" if warm else ""
+        active = embedder.runtime_for("text")[0]
+        print(f"{name:<21}{active:<17}{p50:>8.2f}{p99:>8.2f}{base / p50:>7.1f}x{cos:>10.5f}"
+              f"{cold:>8.2f}{cached}")  # fmt: skip
+    print(f"one short query per call (embed_texts: clean, tokenize, run, normalise), {threads} "
+          "threads unless 1thr; load: load_texts() with a cold cache (export included) and a "
+          "warm one; export = the difference.")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
@@ -92,6 +173,8 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch threads (0: all usable cores)"
     )
     parser.add_argument("--seconds", type=float, default=8.0, help="timing budget at batch 1 and 8")
+    parser.add_argument("--text", action="store_true", help="the text paths only")
+    parser.add_argument("--queries", type=int, default=300, help="timed queries per text path")
     args = parser.parse_args()
 
     import torch
@@ -99,8 +182,6 @@ def main() -> None:
 
     from lookalike.core_split import usable_cores
     from lookalike.models.cpu import cpu_features
-    from lookalike.models.fast_torch import FastTorchEmbedder
-    from lookalike.models.sentence import SentenceTransformerEmbedder
 
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
@@ -110,6 +191,20 @@ def main() -> None:
     print(f"models: {image_model} + {text_model} (random weights, full size)")
     unit = "AMX-BF16" if features.amx_bf16 else "AVX512-BF16" if features.avx512_bf16 else "none"
     print(f"torch {torch.__version__}, {threads} threads; CPU bf16: {unit}")
+    if not args.text:
+        images_and_runtimes(image_model, text_model, threads, args)
+    for text in (text_model, "clip"):
+        print(f"\ntext model: {text}", flush=True)
+        text_paths(image_model, text, args.queries, args.models.parent)
+
+
+def images_and_runtimes(
+    image_model: str, text_model: str, threads: int, args: argparse.Namespace
+) -> None:
+    import torch
+
+    from lookalike.models.fast_torch import FastTorchEmbedder
+    from lookalike.models.sentence import SentenceTransformerEmbedder
 
     runtimes = {
         "reference fp32": SentenceTransformerEmbedder(image_model, text_model, batch_size=32),

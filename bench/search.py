@@ -1,14 +1,26 @@
 """Benchmark the embedded store: insert, index build, open, query latency and recall.
 
-    python -P bench/search.py [--n 100000] [--dim 512] [--queries 500] [--dtype i8] ...
+    python -P bench/search.py [--n 100000] [--data manifold|isotropic] [--queries 300] ...
 
-Synthetic clustered unit vectors (like image embeddings: many tight groups) go
-through ``LocalStore`` exactly as the indexer would put them. In one process it
-prints: insert rate; index build time (HNSW from SQLite); open time from the
-saved index (must not rebuild); single-query p50/p99 and recall@10 against an
-exact numpy search run in the same process (the baseline), filtered-query
-latency (broad, selective, folder); bytes per dimension on disk; peak RSS.
-The machine is shared and noisy: compare figures as ratios within one run.
+Synthetic unit vectors go through ``LocalStore`` exactly as the indexer would put
+them. Two kinds of data (``--data``):
+
+* ``manifold`` (default): clusters on a 32-dimensional latent space mapped into 512
+  dimensions, plus 20 % isotropic noise; queries are new points from the same
+  distribution. Its similarity profile (query to its 1st / 10th / 100th / 1000th
+  neighbour ~0.85 / 0.82 / 0.77 / 0.57) and low intrinsic dimension are those of
+  image embeddings, where neighbours are few and clearly closer than the rest.
+* ``isotropic``: tight clusters of 100 points with isotropic 512-d noise, queries a
+  data point plus more noise than the clusters' spread. Inside a cluster all points
+  are nearly equidistant from the query, so the true top 10 is decided by noise: a
+  worst case for any graph index, kept as a stress test.
+
+In one process it prints: insert rate; index build time (HNSW from SQLite); open
+time from the saved index (must not rebuild); single-query p50/p99 of ``knn`` (with
+the hits' records) and of the vector search alone, recall@10 against an exact numpy
+search run in the same process (the baseline), filtered-query latency (broad,
+selective, folder); bytes per dimension on disk; peak RSS. The machine is shared
+and noisy: compare figures as ratios within one run.
 """
 
 from __future__ import annotations
@@ -42,6 +54,41 @@ def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 0.35) 
         out[start : start + m] = centers[rng.integers(0, clusters, m)] + noise
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
+
+
+def manifold(
+    n: int, dim: int, seed: int, clusters: int, latent: int = 32, noise: float = 0.2
+) -> np.ndarray:
+    """Points of ``clusters`` clusters in a ``latent``-dimensional space, mapped linearly
+    into ``dim`` dimensions, with ``noise`` (relative) isotropic noise; unit length."""
+    rng = np.random.default_rng(seed)
+    fixed = np.random.default_rng(99)  # the same space and clusters for data and queries
+    proj = fixed.standard_normal((latent, dim)).astype(np.float32) / np.sqrt(latent)
+    centres = fixed.standard_normal((clusters, latent)).astype(np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 50_000):
+        m = min(50_000, n - start)
+        z = centres[rng.integers(0, len(centres), m)]
+        z = z + 0.6 * rng.standard_normal((m, latent)).astype(np.float32)
+        x = z @ proj
+        scale = noise * np.linalg.norm(x, axis=1, keepdims=True) / np.sqrt(dim)
+        x += rng.standard_normal((m, dim)).astype(np.float32) * scale
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def true_neighbours(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """The exact top ``k`` rows of ``data`` for each query (one matrix product per chunk)."""
+    best = np.empty((len(queries), 0), dtype=np.int64)
+    best_s = np.empty((len(queries), 0), dtype=np.float32)
+    for start in range(0, len(data), 200_000):
+        sims = queries @ data[start : start + 200_000].T
+        top = np.argpartition(-sims, min(k, sims.shape[1] - 1), axis=1)[:, :k]
+        best = np.concatenate([best, top + start], axis=1)
+        best_s = np.concatenate([best_s, np.take_along_axis(sims, top, axis=1)], axis=1)
+        keep = np.argsort(-best_s, axis=1)[:, :k]
+        best, best_s = np.take_along_axis(best, keep, 1), np.take_along_axis(best_s, keep, 1)
+    return best
 
 
 def records(vectors: np.ndarray, start: int, folders: int) -> list[Record]:
@@ -105,10 +152,10 @@ def main() -> None:
         "--clusters",
         type=int,
         default=0,
-        help="number of clusters (default n/100). Few large clusters of isotropic noise are "
-        "a worst case: inside one, 512-d points are nearly equidistant",
+        help="number of clusters (default: n/1000 for manifold, n/100 for isotropic data)",
     )
-    ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--data", choices=["manifold", "isotropic"], default="manifold")
+    ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--batch", type=int, default=1000, help="records per upsert")
     ap.add_argument("--folders", type=int, default=200)
@@ -157,15 +204,20 @@ def main() -> None:
     def open_store() -> LocalStore:
         return LocalStore(folder, "bench", exact_threshold=args.threshold, index_params=params)
 
-    clusters = args.clusters or max(1, args.n // 100)
+    fig["data"] = args.data
+    if args.data == "manifold":
+        clusters = args.clusters or max(1, args.n // 1000)
+        data = manifold(args.n, args.dim, seed=1, clusters=clusters)
+        queries = manifold(args.queries, args.dim, seed=2, clusters=clusters)
+    else:
+        clusters = args.clusters or max(1, args.n // 100)
+        data = clustered(args.n, args.dim, clusters, seed=1)
+        rng = np.random.default_rng(2)
+        picks = rng.integers(0, args.n, args.queries)
+        noise = rng.standard_normal((args.queries, args.dim)).astype(np.float32)
+        queries = data[picks] + noise * (0.5 / np.sqrt(args.dim))
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     fig["clusters"] = clusters
-    data = clustered(args.n, args.dim, clusters, seed=1)
-    rng = np.random.default_rng(2)
-    picks = rng.integers(0, args.n, args.queries)
-    queries = data[picks] + rng.standard_normal((args.queries, args.dim)).astype(np.float32) * (
-        0.5 / np.sqrt(args.dim)
-    )
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 
     if not reuse:
         # insert
@@ -185,9 +237,9 @@ def main() -> None:
 
     # exact numpy baseline and the true neighbours, same process, before measuring memory
     exact_p50, _, _ = latencies(
-        lambda q: np.argsort(-(data @ q))[: args.k], queries[: min(100, args.queries)]
+        lambda q: np.argpartition(-(data @ q), args.k)[: args.k], queries[: min(30, args.queries)]
     )
-    truth = np.stack([np.argpartition(-(data @ q), args.k)[: args.k] for q in queries])
+    truth = true_neighbours(data, queries, args.k)
     fig["numpy_exact_p50_ms"] = exact_p50
 
     mem_before = memory_mb()
@@ -205,6 +257,13 @@ def main() -> None:
     hits = sum(len(set(g) & set(t.tolist())) for g, t in zip(got, truth, strict=True))
     fig["recall_at_k"] = hits / (args.k * len(queries))
     fig["speedup_vs_numpy"] = exact_p50 / fig["knn_p50_ms"]
+    # the vector search itself (HNSW walk + exact rescoring of the candidates), without
+    # fetching the hits' records from SQLite: what the issue's 1 ms goal is about
+    index = store._index  # noqa: SLF001 - the bench looks inside on purpose
+    assert index is not None
+    fig["vector_p50_ms"], fig["vector_p99_ms"], _ = latencies(
+        lambda q: index.candidates(q, args.k), queries
+    )
 
     filters = {
         "broad_format": Filters(formats=("jpeg",)),  # half of everything

@@ -6,6 +6,7 @@ every command has ``--json`` for machine-readable output on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -231,12 +232,33 @@ def index(paths: tuple[str, ...], quiet: bool, as_json: bool, settings: Settings
     from lookalike.cli_output import IndexProgressBar, print_index_report
     from lookalike.collection import open_collection
 
-    with open_collection(settings) as col, IndexProgressBar(disable=quiet) as bar:
-        report = col.indexer.index(list(paths), progress=bar.update)
+    with open_collection(settings) as col:
+        with IndexProgressBar(disable=quiet) as bar:
+            report = col.indexer.index(list(paths), progress=bar.update)
+        # Text search's first use exports the text model for ONNX Runtime: do it now,
+        # so that the first query is fast. A model that cannot load is the search's to report.
+        if _text_export_pending(col.embedder):
+            _say_text_export(quiet or as_json)
+            with contextlib.suppress(ModelError):
+                col.embedder.load_texts()  # type: ignore[attr-defined]
     if as_json:
         emit_json(report.to_dict())
     else:
         print_index_report(report)
+
+
+def _text_export_pending(embedder: object) -> bool:
+    pending = getattr(embedder, "text_export_pending", None)
+    return bool(pending is not None and pending())
+
+
+def _say_text_export(quiet: bool) -> None:
+    if not quiet:
+        click.echo(
+            "preparing text search: exporting the text model for ONNX Runtime "
+            "(once per model and version; up to a minute) ...",
+            err=True,
+        )
 
 
 @cli.command()
@@ -257,6 +279,8 @@ def search(
 
     filters = build_filters(**filter_args)
     with open_collection(settings) as col:
+        if _text_export_pending(col.embedder):
+            _say_text_export(as_json)
         hits = col.searcher.text(query, k=k, offset=offset, min_score=min_score, filters=filters)
     _print_hits(hits, as_json, offset)
 

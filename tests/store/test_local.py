@@ -682,3 +682,35 @@ def test_hostile_collection_folders(
         return
     with pytest.raises(StoreUnavailableError, match=str(folder)):
         LocalStore(folder, "c")
+
+
+def test_filter_rare_near_the_query_finds_the_exact_best_of_the_filtered_documents(
+    tmp_path: Path, model_info: ModelInfo, records_factory: Records
+) -> None:
+    """A filter that matches many documents overall but none near the query: the widening
+    search must not stop early nor walk forever; its hits are the exact best of the
+    matching documents (here: the one folder lying on the far side of the query)."""
+    dim = model_info.dim
+    rng = np.random.default_rng(7)
+    near, far = unit(1)[:dim], -unit(1)[:dim]
+    recs = records_factory(1200, seed=3, dim=dim)
+    vectors = []
+    for i in range(len(recs)):
+        centre = far if i % 6 == 0 else near  # 200 far documents, the rest close to `near`
+        v = centre + rng.standard_normal(dim).astype(np.float32) * 0.3
+        vectors.append((v / np.linalg.norm(v)).astype(np.float32))
+    recs = [
+        replace(r, vector=v, path=f"/far/{r.relpath}" if i % 6 == 0 else r.path)
+        for i, (r, v) in enumerate(zip(recs, vectors, strict=True))
+    ]
+    store = hnsw_store(tmp_path / "c", ALWAYS_MERGE, selective_limit=40)
+    store.bind_model(model_info)
+    store.upsert(recs)
+    store.flush()
+    far_recs = [r for r in recs if r.path.startswith("/far/")]
+    excluded = top_ids(far_recs, near, 1)[0]
+    for folder in ("/far", "/far/"):
+        hits = store.knn(near, 7, filters=Filters(folder=folder), exclude_ids=[excluded])
+        expected = [i for i in top_ids(far_recs, near, 8) if i != excluded][:7]
+        assert [h.id for h in hits] == expected
+    store.close()

@@ -3,10 +3,13 @@
 A runtime is a name (the ``runtime`` setting) mapped to a function that builds
 an Embedder from Settings. To add one, write its builder and add it to ``RUNTIMES``.
 
-* ``auto`` (the default) and ``torch-fast``: ``FastTorchEmbedder``, bf16 where the
-  CPU multiplies bf16 natively, fp32 elsewhere; each fast path is checked against
-  the reference at load and falls back to it when it disagrees;
-* ``torch-fast-bf16`` / ``torch-fast-fp32``: the same with the precision forced;
+* ``auto`` (the default) and ``torch-fast``: ``FastTorchEmbedder``, images in bf16
+  where the CPU multiplies bf16 natively, fp32 elsewhere; text queries through ONNX
+  Runtime in int8 (else fp32), exported once per model and version into
+  ``<home>/onnx``, when onnxruntime is installed, else torch fp32; each fast path
+  is checked against the reference at load and gives way when it disagrees;
+* ``torch-fast-bf16``: the same with bf16 images forced; ``torch-fast-fp32``: fp32
+  throughout (fp32 images, fp32 ONNX text);
 * ``torch`` / ``sentence-transformers``: the reference runtime.
 
 Every runtime reads the same weights and records the same ``ModelInfo``, so a
@@ -33,7 +36,10 @@ from lookalike.models.loading import (
 from lookalike.models.sentence import RUNTIME as ST_RUNTIME
 from lookalike.models.sentence import SentenceTransformerEmbedder, uses_clip_text
 
-__all__ = ["RUNTIMES", "create_embedder", "model_statuses", "runtime_name"]
+__all__ = ["ONNX_FOLDER", "RUNTIMES", "create_embedder", "model_statuses", "runtime_name"]
+
+#: where, under the ``home`` setting, the text encoders' ONNX exports are cached
+ONNX_FOLDER = "onnx"
 
 
 def _sentence_transformers(settings: Settings) -> Embedder:
@@ -53,6 +59,8 @@ def _fast(precision: str) -> Callable[[Settings], Embedder]:
             precision=precision,
             cache_folder=settings.model_cache or None,
             batch_size=settings.batch_size,
+            onnx_cache=settings.home / ONNX_FOLDER,
+            onnx_precision="fp32" if precision == "fp32" else "auto",
         )
 
     return build

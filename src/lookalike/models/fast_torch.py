@@ -13,16 +13,19 @@ searched with the other), then runs the towers itself:
 * texts: the tokenizer with dynamic padding (pad to the longest text of the batch,
   not to the model's limit), then the CLIP text tower and projection, or a
   Transformer + mean Pooling (+ Dense) stack such as the multilingual text model.
-  Text stays fp32: one short query is latency-bound and bf16 does not pay there.
+  Given an ``onnx_cache`` folder and ONNX Runtime, that encoder is exported once
+  per model and version (``lookalike.models.onnx_text``) and run by ONNX Runtime in
+  int8, else fp32; otherwise by torch in fp32 (one short query is latency-bound:
+  bf16 does not pay there).
 
 Each fast path is checked once, at load, against the reference runtime on the same
-weights (cosine >= 0.9999 in fp32, >= 0.999 in bf16); a path that fails, or a model
-it does not recognise, runs through sentence-transformers instead, and
-``runtime_for`` says which path is active and why (``lookalike models``).
+weights (cosine >= 0.9999 in fp32, >= 0.999 in bf16 and int8); a path that fails, or
+a model it does not recognise, gives way to the next (ONNX int8, ONNX fp32, torch
+fp32, sentence-transformers), and ``runtime_for`` says which path is active and why
+(``lookalike models``).
 
-ONNX Runtime and torch.compile are left out on purpose: the first needs an export
-step and a dependency for a text query that takes milliseconds here already, the
-second compiles for minutes on a laptop and fails on some CPUs.
+torch.compile is left out on purpose: it compiles for minutes on a laptop and fails
+on some CPUs.
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from lookalike.errors import ConfigError, LookalikeError
+from lookalike.models import onnx_text
 from lookalike.models.cpu import CpuFeatures, Precision, choose_precision, cpu_features
+from lookalike.models.loading import resolve_model
 from lookalike.models.sentence import SentenceTransformerEmbedder, _Tower
 
 __all__ = ["RUNTIME", "FastTorchEmbedder"]
@@ -44,8 +51,11 @@ log = logging.getLogger(__name__)
 
 RUNTIME = "torch-fast"
 #: the load check's bar, per precision (the fidelity tests hold the same bars)
-CHECK_COSINE: dict[str, float] = {"fp32": 0.9999, "bf16": 0.999}
+CHECK_COSINE: dict[str, float] = {"fp32": 0.9999, "bf16": 0.999, "int8": 0.999}
+ONNX_PRECISIONS = ("auto", "int8", "fp32")
 _SIDE = 224
+#: the text encoders' architectures, as named in their ONNX export cache
+_CLIP_TEXT, _POOLED_TEXT = "clip-text", "mean-pooled"
 
 
 @dataclass
@@ -113,18 +123,22 @@ class _Text:
         self.encode = encode
         self.lower = lower
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        import torch
-
+    def tokens(self, texts: list[str], tensors: str = "pt") -> Any:
+        """The batch the model takes: padded to its longest text, cut at the model's limit."""
         if self.lower:
             texts = [t.lower() for t in texts]
-        batch = self.tokenizer(
+        return self.tokenizer(
             texts,
             padding=True,
             truncation=True,
             max_length=self.max_tokens,
-            return_tensors="pt",
+            return_tensors=tensors,
         )
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        batch = self.tokens(texts)
         with torch.inference_mode():
             return self.encode(dict(batch)).float().numpy()
 
@@ -163,6 +177,16 @@ def _check_images() -> list[Image.Image]:
 
 
 _CHECK_TEXTS = ["a photo of a cat on the beach", "Ein Foto einer Katze", "猫"]
+# Checked with the above, in one padded batch and one at a time: empty-ish, accented,
+# Cyrillic and one text long enough to be cut at every model's limit.
+_TEXT_CHECKS = [
+    *_CHECK_TEXTS,
+    "",
+    " ?! ",
+    "une photo d'un chat roux sur la plage",
+    "фото кошки",
+    "a red car parked in front of a blue house at sunset, seen from the street " * 12,
+]
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -179,6 +203,9 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
 
     ``precision`` is "auto" (bf16 where the CPU has AMX-BF16 or AVX512-BF16, else
     fp32), "bf16" or "fp32"; ``features`` replaces the CPU check (tests).
+    ``onnx_cache`` is the folder for the text encoder's ONNX exports (None: no
+    ONNX); ``onnx_precision`` "auto" (int8, else fp32), "int8" or "fp32";
+    ``onnx_threads`` ONNX Runtime's threads (None: ``onnx_text.default_threads``).
     """
 
     runtime = RUNTIME
@@ -190,11 +217,24 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         *,
         precision: str = "auto",
         features: Callable[[], CpuFeatures] | None = None,
+        onnx_cache: Path | None = None,
+        onnx_precision: str = "auto",
+        onnx_threads: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(image_model, text_model, **kwargs)
         self.requested_precision = precision
         choose_precision(precision, CpuFeatures())  # a wrong value fails now, not at load
+        if onnx_precision not in ONNX_PRECISIONS:
+            raise ConfigError(
+                f"unknown ONNX precision {onnx_precision!r}: use auto, int8 or fp32",
+                field="runtime",
+            )
+        if onnx_threads is not None and onnx_threads < 1:
+            raise ConfigError("onnx_threads must be 1 or more", field="runtime")
+        self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
+        self.onnx_precision = onnx_precision
+        self.onnx_threads = onnx_threads
         self._features = features or cpu_features
         self._vision_path: _Path | None = None
         self._text_path: _Path | None = None
@@ -217,7 +257,35 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         if role == "image":
             precision, why = choose_precision(self.requested_precision, self._features())
             return f"{RUNTIME} {precision}", f"{why} (checked against the reference at load)"
+        if self.onnx_cache is not None and onnx_text.onnx_missing() is None:
+            first = "int8" if self.onnx_precision == "auto" else self.onnx_precision
+            return f"onnx {first}", (
+                f"dynamic padding, exported once to {self.onnx_cache} "
+                "(checked against the reference at load)"
+            )
         return f"{RUNTIME} fp32", "dynamic padding (checked against the reference at load)"
+
+    def text_export_pending(self) -> bool:
+        """Whether loading the text tower will first export it for ONNX Runtime (once per
+        model and version; tens of seconds for the multilingual model), so that callers
+        can say so, or do it ahead of the first query."""
+        if self._text_path is not None or self.onnx_cache is None:
+            return False
+        if onnx_text.onnx_missing() is not None:
+            return False
+        shared = self.shares_clip_text
+        name, role = (self.image_model, "image") if shared else (self.text_model, "text")
+        try:
+            resolved = resolve_model(
+                name, cache_folder=self.cache_folder, role=role, allow_download=False
+            )
+        except LookalikeError:
+            return False  # loading will say what is missing
+        if resolved.path is None:
+            return False
+        kind = _CLIP_TEXT if shared else _POOLED_TEXT
+        cache = onnx_text.text_cache(self.onnx_cache, resolved.path, kind)
+        return not any(cache.has(f) for f in onnx_text.FILES.values())
 
     # -- loading: the reference loader, then the fast paths ------------------------------------
 
@@ -285,6 +353,9 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             if not all(hasattr(inner, a) for a in ("text_model", "text_projection")):
                 return _Path(None, "sentence-transformers", "not a CLIP text tower it knows")
             encode = _clip_text(inner)
+            graph = onnx_text.TextGraph(
+                _CLIP_TEXT, encode, (inner.text_model, inner.text_projection)
+            )
         else:
             denses = _mean_pooled_denses(modules[1:])
             if denses is None:
@@ -294,17 +365,55 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
                     "only Transformer + mean Pooling (+ Dense, Normalize) text models run fast",
                 )
             encode = _pooled_text(inner, denses)
+            graph = onnx_text.TextGraph(_POOLED_TEXT, encode, (inner, *denses))
         runner = _Text(
             tokenizer, tower.max_tokens, encode, lower=bool(getattr(first, "do_lower_case", False))
         )
-        reference = super()._encode(tower, list(_CHECK_TEXTS))
+        texts = list(_TEXT_CHECKS)
+        reference = super()._encode(tower, texts)
+        onnx_path, onnx_note = self._attach_onnx(tower, runner, graph, texts, reference)
+        if onnx_path is not None:
+            return onnx_path
         with tower.lock:
-            cosine = _min_cosine(runner(list(_CHECK_TEXTS)), reference)
+            cosine = _min_cosine(runner(texts), reference)
         if cosine < CHECK_COSINE["fp32"]:
             reason = f"fp32 load check: cosine {cosine:.5f} < {CHECK_COSINE['fp32']}"
             log.warning("fast text path off: %s", reason)
-            return _Path(None, "sentence-transformers", reason)
-        return _Path(runner, f"{RUNTIME} fp32", "dynamic padding")
+            return _Path(None, "sentence-transformers", _joined(reason, onnx_note))
+        return _Path(runner, f"{RUNTIME} fp32", _joined("dynamic padding", onnx_note))
+
+    def _attach_onnx(
+        self,
+        tower: _Tower,
+        runner: _Text,
+        graph: onnx_text.TextGraph,
+        texts: list[str],
+        reference: np.ndarray,
+    ) -> tuple[_Path | None, str]:
+        """The ONNX text path when it is on and passes its check, else (None, why not)."""
+        if self.onnx_cache is None:
+            return None, ""
+        assert tower.resolved.path is not None
+
+        def score(encoder: onnx_text.OnnxTextEncoder) -> float:
+            with tower.lock:  # the tokenizer is not thread-safe
+                together = encoder(texts)
+                alone = np.concatenate([encoder([t]) for t in texts])
+            return min(_min_cosine(together, reference), _min_cosine(alone, reference))
+
+        encoder, why = onnx_text.attach(
+            self.onnx_cache,
+            tower.resolved.path,
+            graph,
+            lambda batch: runner.tokens(batch, "np"),
+            precisions=["int8", "fp32"] if self.onnx_precision == "auto" else [self.onnx_precision],
+            score=score,
+            bars=CHECK_COSINE,
+            threads=self.onnx_threads,
+        )
+        if encoder is None:
+            return None, why
+        return _Path(encoder, f"onnx {encoder.precision}", why), ""
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -332,6 +441,10 @@ def _guarded(attach: Callable[[_Tower], _Path], tower: _Tower) -> _Path:
         return _Path(
             None, "sentence-transformers", f"fast path failed ({type(exc).__name__}: {exc})"
         )
+
+
+def _joined(reason: str, note: str) -> str:
+    return f"{reason}; {note}" if note else reason
 
 
 def _mean_pooled_denses(modules: Sequence[Any]) -> list[Any] | None:

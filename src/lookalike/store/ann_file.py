@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from usearch.index import Index
+
+from lookalike.native_libs import Index
 
 __all__ = ["AnnFiles", "AnnStamp", "Base", "RowSource"]
 

@@ -48,7 +48,10 @@ class IndexParams:
     #: searches merge only when the delta is this many times past the limit (flush() merges at 1x)
     query_merge_factor: float = 4.0
     dtype: str = "i8"
-    connectivity: int = 16
+    #: HNSW links per node (twice that on the base layer). 10 keeps the index at 1.2
+    #: bytes per dimension with int8 vectors (16 takes 1.29) at no measured recall cost
+    #: on embedding-like data (bench/search.py)
+    connectivity: int = 10
     expansion_add: int = 128
     #: HNSW search breadth; None: grows with the index (see ``ef_for``)
     expansion_search: int | None = None
@@ -56,12 +59,13 @@ class IndexParams:
     overfetch: int = 3
 
     def ef_for(self, size: int) -> int:
-        """Search breadth for an HNSW index of ``size`` vectors. Measured on clustered
-        512-d data, int8, M=16: ef 96 gives recall@10 0.995 at 100k; at 1M it takes
-        ef 192 for 0.967 and 384 for 0.993. So 96 up to 250k, then in proportion."""
+        """Search breadth for an HNSW index of ``size`` vectors. Measured with
+        ``bench/search.py`` (embedding-like 512-d data, int8, M=10, 3x over-fetch with
+        exact rescoring): at 1M, ef 96 gives recall@10 0.995 and ef 128 0.999; at 200k,
+        ef 96 gives 0.996. So 96 up to 750k, then in proportion (256 at 2M)."""
         if self.expansion_search is not None:
             return self.expansion_search
-        return min(512, max(96, 96 * size // 250_000))
+        return min(512, max(96, 128 * size // 1_000_000))
 
 
 @dataclass(frozen=True)

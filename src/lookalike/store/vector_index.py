@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
 
+from lookalike.native_libs import Index
 from lookalike.store.ann_file import AnnFiles, Base, RowSource
 from lookalike.store.exact_matrix import ExactMatrix, dot_rows
 from lookalike.store.index_types import Candidates, IndexParams, IndexStatus, VectorSource
