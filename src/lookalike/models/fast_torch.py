@@ -31,7 +31,7 @@ on some CPUs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,15 @@ from PIL import Image
 from lookalike.errors import ConfigError, LookalikeError
 from lookalike.models import onnx_text
 from lookalike.models.cpu import CpuFeatures, Precision, choose_precision, cpu_features
+from lookalike.models.fast_text import (
+    CLIP_TEXT,
+    POOLED_TEXT,
+    TEXT_CHECKS,
+    TextRunner,
+    clip_text,
+    mean_pooled_denses,
+    pooled_text,
+)
 from lookalike.models.loading import resolve_model
 from lookalike.models.sentence import SentenceTransformerEmbedder, _Tower
 
@@ -54,8 +63,6 @@ RUNTIME = "torch-fast"
 CHECK_COSINE: dict[str, float] = {"fp32": 0.9999, "bf16": 0.999, "int8": 0.999}
 ONNX_PRECISIONS = ("auto", "int8", "fp32")
 _SIDE = 224
-#: the text encoders' architectures, as named in their ONNX export cache
-_CLIP_TEXT, _POOLED_TEXT = "clip-text", "mean-pooled"
 
 
 @dataclass
@@ -107,66 +114,6 @@ class _Vision:
             return self.projection(pooled).float().numpy()
 
 
-class _Text:
-    """Tokenize with dynamic padding, run the encoder, pool (CLIP: its own pooler)."""
-
-    def __init__(
-        self,
-        tokenizer: Any,
-        max_tokens: int | None,
-        encode: Callable[[dict[str, Any]], Any],
-        *,
-        lower: bool = False,
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
-        self.encode = encode
-        self.lower = lower
-
-    def tokens(self, texts: list[str], tensors: str = "pt") -> Any:
-        """The batch the model takes: padded to its longest text, cut at the model's limit."""
-        if self.lower:
-            texts = [t.lower() for t in texts]
-        return self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors=tensors,
-        )
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        batch = self.tokens(texts)
-        with torch.inference_mode():
-            return self.encode(dict(batch)).float().numpy()
-
-
-def _clip_text(clip: Any) -> Callable[[dict[str, Any]], Any]:
-    def encode(batch: dict[str, Any]) -> Any:
-        pooled = clip.text_model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).pooler_output
-        return clip.text_projection(pooled)
-
-    return encode
-
-
-def _pooled_text(model: Any, denses: list[Any]) -> Callable[[dict[str, Any]], Any]:
-    accepted = ("input_ids", "attention_mask", "token_type_ids")
-
-    def encode(batch: dict[str, Any]) -> Any:
-        hidden = model(**{k: v for k, v in batch.items() if k in accepted}).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        for dense in denses:
-            pooled = dense.activation_function(dense.linear(pooled))
-        return pooled
-
-    return encode
-
-
 def _check_images() -> list[Image.Image]:
     rng = np.random.default_rng(1234)
     noise = Image.fromarray(rng.integers(0, 256, (_SIDE, _SIDE, 3), dtype=np.uint8), "RGB")
@@ -174,19 +121,6 @@ def _check_images() -> list[Image.Image]:
     grad = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (_SIDE, 1)).T,
                      np.tile(ramp[::-1], (_SIDE, 1))], axis=-1)  # fmt: skip
     return [noise, Image.fromarray(grad.astype(np.uint8), "RGB")]
-
-
-_CHECK_TEXTS = ["a photo of a cat on the beach", "Ein Foto einer Katze", "猫"]
-# Checked with the above, in one padded batch and one at a time: empty-ish, accented,
-# Cyrillic and one text long enough to be cut at every model's limit.
-_TEXT_CHECKS = [
-    *_CHECK_TEXTS,
-    "",
-    " ?! ",
-    "une photo d'un chat roux sur la plage",
-    "фото кошки",
-    "a red car parked in front of a blue house at sunset, seen from the street " * 12,
-]
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -283,7 +217,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             return False  # loading will say what is missing
         if resolved.path is None:
             return False
-        kind = _CLIP_TEXT if shared else _POOLED_TEXT
+        kind = CLIP_TEXT if shared else POOLED_TEXT
         cache = onnx_text.text_cache(self.onnx_cache, resolved.path, kind)
         return not any(cache.has(f) for f in onnx_text.FILES.values())
 
@@ -352,24 +286,24 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         if self.shares_clip_text:
             if not all(hasattr(inner, a) for a in ("text_model", "text_projection")):
                 return _Path(None, "sentence-transformers", "not a CLIP text tower it knows")
-            encode = _clip_text(inner)
+            encode = clip_text(inner)
             graph = onnx_text.TextGraph(
-                _CLIP_TEXT, encode, (inner.text_model, inner.text_projection)
+                CLIP_TEXT, encode, (inner.text_model, inner.text_projection)
             )
         else:
-            denses = _mean_pooled_denses(modules[1:])
+            denses = mean_pooled_denses(modules[1:])
             if denses is None:
                 return _Path(
                     None,
                     "sentence-transformers",
                     "only Transformer + mean Pooling (+ Dense, Normalize) text models run fast",
                 )
-            encode = _pooled_text(inner, denses)
-            graph = onnx_text.TextGraph(_POOLED_TEXT, encode, (inner, *denses))
-        runner = _Text(
+            encode = pooled_text(inner, denses)
+            graph = onnx_text.TextGraph(POOLED_TEXT, encode, (inner, *denses))
+        runner = TextRunner(
             tokenizer, tower.max_tokens, encode, lower=bool(getattr(first, "do_lower_case", False))
         )
-        texts = list(_TEXT_CHECKS)
+        texts = list(TEXT_CHECKS)
         reference = super()._encode(tower, texts)
         onnx_path, onnx_note = self._attach_onnx(tower, runner, graph, texts, reference)
         if onnx_path is not None:
@@ -385,7 +319,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
     def _attach_onnx(
         self,
         tower: _Tower,
-        runner: _Text,
+        runner: TextRunner,
         graph: onnx_text.TextGraph,
         texts: list[str],
         reference: np.ndarray,
@@ -445,20 +379,3 @@ def _guarded(attach: Callable[[_Tower], _Path], tower: _Tower) -> _Path:
 
 def _joined(reason: str, note: str) -> str:
     return f"{reason}; {note}" if note else reason
-
-
-def _mean_pooled_denses(modules: Sequence[Any]) -> list[Any] | None:
-    """The Dense modules after a mean Pooling, or None for any other stack."""
-    if not modules or type(modules[0]).__name__ != "Pooling":
-        return None
-    config = modules[0].get_config_dict()
-    if config.get("pooling_mode", "mean") != "mean" and not config.get("pooling_mode_mean_tokens"):
-        return None
-    denses = []
-    for module in modules[1:]:
-        name = type(module).__name__
-        if name == "Dense" and hasattr(module, "linear") and hasattr(module, "activation_function"):
-            denses.append(module)
-        elif name != "Normalize":
-            return None
-    return denses

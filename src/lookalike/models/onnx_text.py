@@ -276,5 +276,3 @@ def _maker(graph: TextGraph, tokenize: Tokenize, precision: str) -> Maker:
         return {FILES["int8"]: int8}
 
     return make
-
-
