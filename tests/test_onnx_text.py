@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lookalike.config import Settings
 from lookalike.models import fast_torch, model_statuses, onnx_export, onnx_text
@@ -116,6 +117,29 @@ def test_multilingual_onnx_matches_the_reference(
     assert min_cosine(ours, theirs) >= BAR[precision]
     alone = np.concatenate([embedder.embed_texts([t]) for t in TEXTS])
     assert min_cosine(alone, theirs) >= BAR[precision]
+
+
+def test_torch_text_weights_are_freed_once_onnx_answers(
+    tmp_path: Path, tiny_clip_dir: Path, tiny_multilingual_dir: Path, small_clip_dir: Path
+) -> None:
+    """The torch text encoder was needed only as the load check's reference: its weights
+    go (to the "meta" device); the ONNX path keeps answering, and with CLIP's own text
+    tower the image tower it shares a model with is untouched."""
+    embedder = ml_embedder(tiny_clip_dir, tiny_multilingual_dir, tmp_path / "ml")
+    before = embedder.embed_texts(TEXTS)
+    assert embedder.runtime_for("text")[0].startswith("onnx")
+    text_params = list(embedder._text.model[0].auto_model.parameters())  # type: ignore[union-attr]
+    assert text_params and {p.device.type for p in text_params} == {"meta"}
+    np.testing.assert_array_equal(embedder.embed_texts(TEXTS), before)
+
+    clip = FastTorchEmbedder(str(small_clip_dir), "clip", onnx_cache=tmp_path / "clip")
+    clip.embed_texts(TEXTS)
+    assert clip.runtime_for("text")[0].startswith("onnx")
+    model = clip._text.model[0].auto_model  # type: ignore[union-attr]
+    assert {p.device.type for p in model.text_model.parameters()} == {"meta"}
+    assert {p.device.type for p in model.vision_model.parameters()} == {"cpu"}
+    image = Image.fromarray(np.full((224, 224, 3), 120, dtype=np.uint8), "RGB")
+    assert np.isfinite(clip.embed_images([image])).all()
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])

@@ -31,7 +31,7 @@ on some CPUs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,6 +307,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         reference = super()._encode(tower, texts)
         onnx_path, onnx_note = self._attach_onnx(tower, runner, graph, texts, reference)
         if onnx_path is not None:
+            _release(graph.modules)
             return onnx_path
         with tower.lock:
             cosine = _min_cosine(runner(texts), reference)
@@ -375,6 +376,14 @@ def _guarded(attach: Callable[[_Tower], _Path], tower: _Tower) -> _Path:
         return _Path(
             None, "sentence-transformers", f"fast path failed ({type(exc).__name__}: {exc})"
         )
+
+
+def _release(modules: Sequence[Any]) -> None:
+    """Free the torch weights of a text encoder that ONNX Runtime now runs (~540 MB for
+    the multilingual model): they were needed only as the load check's reference. The
+    modules keep their shapes on the "meta" device, so a stray call fails loudly."""
+    for module in modules:
+        module.to("meta")
 
 
 def _joined(reason: str, note: str) -> str:
