@@ -167,6 +167,12 @@ def main() -> None:
         "--expansion-search", type=int, default=defaults.expansion_search, help="default: auto"
     )
     ap.add_argument("--overfetch", type=int, default=defaults.overfetch)
+    ap.add_argument(
+        "--overfetch-cap",
+        type=int,
+        default=defaults.overfetch_cap,
+        help="wanted hits that get --overfetch candidates each (past them, one each)",
+    )
     ap.add_argument("--threshold", type=int, default=20_000, help="exact below this many docs")
     ap.add_argument("--folder", type=Path, help="collection folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the collection folder")
@@ -186,6 +192,7 @@ def main() -> None:
         expansion_add=args.expansion_add,
         expansion_search=args.expansion_search,
         overfetch=args.overfetch,
+        overfetch_cap=args.overfetch_cap,
     )
     base = args.folder or Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
     folder = base / "collection"

@@ -29,9 +29,10 @@ actually delivers: the pipeline's images per second (batch to batch, wall clock)
 is kept per split tried, and a split measured 5% slower than the best one measured
 is not chosen again until its figure is stale (24 batches), when it is tried anew.
 
-It starts from an even split, leaves out the first batch after any change (warm-up
-and refilling the pipeline), and moves only when two evaluations in a row agree, so
-a mixed folder does not make it flap. An explicit ``decode_workers`` setting fixes
+It starts from an even split and follows the plan of the first batch's costs at
+once; after that it leaves out the first batch after any change (refilling the
+pipeline) and moves only when two evaluations in a row agree, so a mixed folder does
+not make it flap. An explicit ``decode_workers`` setting fixes
 the workers; the threads still adapt.
 """
 
@@ -117,14 +118,20 @@ class CoreSplit:
         self.batches += 1
         if images <= 0:
             return None
+        first = self.decode_s is None
         if self._settle > 0:
             self._settle -= 1
-            return None
+            if not first:  # a batch just after a change: its figures are mixed
+                return None
         d = decode_cpu_s / images
         e = embed_wall_s * self.split.threads / images
         self.decode_s = d if self.decode_s is None else _blend(self.decode_s, d)
         self.embed_core_s = e if self.embed_core_s is None else _blend(self.embed_core_s, e)
-        if interval > 0:
+        if first:  # its wall time includes filling the pipeline: estimate the steady rate
+            busiest = max(embed_wall_s, decode_cpu_s / self.split.workers)
+            if busiest > 0:
+                self.rates[self.split] = (images / busiest, self.batches)
+        elif interval > 0:
             old = self.rates.get(self.split)
             speed = images / interval
             self.rates[self.split] = (_blend(old[0], speed) if old else speed, self.batches)
@@ -132,7 +139,9 @@ class CoreSplit:
         if wanted == self.split:
             self._proposal = None
             return None
-        if wanted != self._proposal:  # wait for a second batch to agree
+        # The starting split is a guess: leave it as soon as the first batch's costs say so
+        # (a run of 60 photos has two batches). Later moves wait for a second batch to agree.
+        if not first and wanted != self._proposal:
             self._proposal = wanted
             return None
         self._proposal = None

@@ -55,8 +55,15 @@ class IndexParams:
     expansion_add: int = 128
     #: HNSW search breadth; None: grows with the index (see ``ef_for``)
     expansion_search: int | None = None
-    #: candidates taken from the HNSW per wanted hit, rescored exactly
+    #: candidates taken from the HNSW per wanted hit, rescored exactly ...
     overfetch: int = 3
+    #: ... for the first this many wanted hits; past them one candidate each (a filtered
+    #: search widening to thousands needs breadth, not a margin on every one of them)
+    overfetch_cap: int = 100
+
+    def fetch_for(self, m: int) -> int:
+        """How many HNSW candidates to rescore exactly for the ``m`` best."""
+        return m + max(8, (self.overfetch - 1) * min(m, self.overfetch_cap))
 
     def ef_for(self, size: int) -> int:
         """Search breadth for an HNSW index of ``size`` vectors. Measured with

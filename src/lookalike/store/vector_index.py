@@ -347,7 +347,7 @@ class DerivedIndex:
             if st.base is not None and len(st.base):
                 size = len(st.base)
                 live_base = max(1, size - len(st.removed))
-                want = max(m * self.params.overfetch, m + 8)
+                want = self.params.fetch_for(m)
                 mb = min(size, want + math.ceil(want * len(st.removed) / live_base))
                 # asked for a large share of the graph: scan its int8 vectors instead, which
                 # also reaches every node (a graph walk need not)
