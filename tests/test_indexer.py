@@ -252,3 +252,31 @@ def test_search_sees_documents_while_another_process_indexes(
     assert seen_before == 0
     assert during >= 2
     assert len(after) == 30
+
+
+def test_an_unchanged_folder_is_rechecked_without_loading_the_model(
+    tiny_settings: Settings, tiny_clip_dir: Path, tiny_multilingual_dir: Path, tmp_path: Path
+) -> None:
+    """A collection bound to this very model whose weights are on disk is re-checked without
+    loading the model (seconds for real weights); a new file loads it and is embedded."""
+    from lookalike.models.sentence import SentenceTransformerEmbedder
+
+    def fresh() -> tuple[Collection, SentenceTransformerEmbedder]:
+        embedder = SentenceTransformerEmbedder(str(tiny_clip_dir), str(tiny_multilingual_dir))
+        return Collection(tiny_settings, embedder=embedder), embedder
+
+    write_images(tmp_path / "pics", 4)
+    col, _ = fresh()
+    assert col.indexer.index([tmp_path / "pics"]).indexed == 4
+    col.close()
+
+    col, embedder = fresh()
+    report = col.indexer.index([tmp_path / "pics"])
+    assert (report.unchanged, report.indexed) == (4, 0)
+    assert embedder._image is None  # never loaded
+    write_images(tmp_path / "pics" / "more", 1, seed=9)
+    report = col.indexer.index([tmp_path / "pics"])
+    assert (report.unchanged, report.indexed) == (4, 1)
+    assert embedder._image is not None
+    assert len(all_paths(col)) == 5
+    col.close()

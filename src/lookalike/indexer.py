@@ -122,10 +122,7 @@ class Indexer:
                 raise NotFoundError(
                     f"{root} does not exist; give a folder or an image file", field="path"
                 )
-        # Fail before any work when the weights are missing.
-        load_images = getattr(self.embedder, "load_images", None)
-        (load_images or self.embedder.load)()
-        self.store.bind_model(self.embedder.info)
+        self._bind_model()
 
         report = IndexReport()
         for root in roots:
@@ -133,6 +130,28 @@ class Indexer:
         self.store.flush()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _bind_model(self) -> None:
+        """Bind the store to the embedder's model, failing before any work when the weights
+        are missing. A collection already bound to this very model, whose weights are on
+        disk, does not load it here: an unchanged folder is then re-checked in a second
+        instead of after loading the model, which loads when a file needs embedding."""
+        bound = self.store.model
+        on_disk = getattr(self.embedder, "weights_on_disk", None)
+        preprocess = getattr(self.embedder, "preprocess", None)
+        if (
+            bound is not None
+            and on_disk is not None
+            and on_disk()
+            and (bound.model_id, bound.preprocess) == (self.embedder.model_id, preprocess)
+        ):
+            return
+        self._load_model()
+        self.store.bind_model(self.embedder.info)
+
+    def _load_model(self) -> None:
+        load_images = getattr(self.embedder, "load_images", None)
+        (load_images or self.embedder.load)()
 
     # -- one root ------------------------------------------------------------------------
 
@@ -218,6 +237,7 @@ class Indexer:
         ``lookalike.core_split`` explains (and re-split as the batches show the mix)."""
         if not items:
             return
+        self._load_model()  # before the clock of the first batch starts (core_split)
         by_path = {p.file.path: p for p in items}
         batch: list[tuple[_Pending, DecodeResult]] = []
         done = 0

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from lookalike.errors import ConfigError, ImageError, ModelError, ModelNotAvailableError, QueryError
+from lookalike.errors import (
+    ConfigError,
+    ImageError,
+    LookalikeError,
+    ModelError,
+    ModelNotAvailableError,
+    QueryError,
+)
 from lookalike.models.loading import (
     CLIP_TEXT,
     ResolvedModel,
@@ -156,6 +163,18 @@ class SentenceTransformerEmbedder:
             self.image_model, cache_folder=self.cache_folder, role="image", allow_download=False
         )
         return model_id_for(resolved)
+
+    def weights_on_disk(self) -> bool:
+        """Whether the image model's weights are here, without loading or downloading them."""
+        if self._image is not None:
+            return True
+        try:
+            resolve_model(
+                self.image_model, cache_folder=self.cache_folder, role="image", allow_download=False
+            )
+        except LookalikeError:
+            return False
+        return True
 
     @property
     def dim(self) -> int:
