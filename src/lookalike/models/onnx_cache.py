@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lookalike.processes import process_alive
+
 __all__ = ["ExportCache", "folder_fingerprint"]
 
 log = logging.getLogger(__name__)
@@ -167,7 +169,7 @@ class ExportCache:
                 old = now - entry.lstat().st_mtime > _STALE_SECONDS
             except OSError:
                 continue
-            if old or not (pid_text.isdigit() and _alive(int(pid_text))):
+            if old or not (pid_text.isdigit() and process_alive(int(pid_text))):
                 log.info("removing %s, left by an interrupted export", entry)
                 _remove(entry)
 
@@ -203,18 +205,6 @@ class ExportCache:
                     fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but is not ours to signal
-        return True
-    return True
 
 
 def _remove(path: Path) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from lookalike.errors import NotFoundError, QueryError
+from lookalike.processes import process_alive
 from lookalike.records import Record
 from lookalike.store.base import Store
 from lookalike.web.errors import FileGoneError
@@ -254,15 +255,7 @@ def _writer_alive(name: str) -> bool:
         pid = int(parts[-3])
     except (IndexError, ValueError):
         return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
+    return process_alive(pid)
 
 
 def etag_matches(header: str, etag: str) -> bool:
