@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lookalike.copy import CopyReport, copy_collection
 from lookalike.errors import ModelMismatchError, QueryError, StoreError
 from lookalike.records import ModelInfo, Record
 from lookalike.store import LocalStore
+from lookalike.transfer import CopyReport, copy_collection
 
 DIM = 16
 MODEL = ModelInfo("test/tiny-clip", DIM, "clip-224-v1")

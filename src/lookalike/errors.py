@@ -10,7 +10,8 @@ into one-line messages and exit codes, the web app into HTTP status codes
     ├── ConfigError                     invalid setting or flag          400
     ├── QueryError                      bad query / parameter            400
     ├── NotFoundError                   unknown id, collection, file     404
-    │   └── CollectionNotFound
+    │   ├── CollectionNotFound
+    │   └── FileGoneError               indexed file moved or edited     410
     ├── ImageError                      an image that cannot be used     422
     │   ├── UnsupportedImageError       not an image / unknown format    415
     │   ├── CorruptImageError           truncated, empty, undecodable    422
@@ -30,6 +31,7 @@ __all__ = [
     "CollectionNotFound",
     "ConfigError",
     "CorruptImageError",
+    "FileGoneError",
     "ImageError",
     "ImageTooLargeError",
     "LookalikeError",
@@ -75,6 +77,12 @@ class NotFoundError(LookalikeError):
 
 class CollectionNotFound(NotFoundError):
     pass
+
+
+class FileGoneError(NotFoundError):
+    """An indexed file that was deleted, moved or edited since it was indexed."""
+
+    status = 410
 
 
 class ImageError(LookalikeError):

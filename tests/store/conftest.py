@@ -119,7 +119,7 @@ def _elastic_opener(url: str, home: Path) -> Callable[[str], Store]:
     prefix = f"lookalike-test-{uuid.uuid4().hex[:10]}"
 
     def open_elastic(name: str) -> Store:
-        from lookalike.store.elastic import ElasticStore
+        from lookalike.store.elastic.store import ElasticStore
 
         settings = Settings(store=url, collection=f"{prefix}-{name}", home=home)
         store: Store = ElasticStore.from_settings(settings)

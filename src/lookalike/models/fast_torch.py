@@ -42,7 +42,9 @@ from PIL import Image
 from lookalike.errors import ConfigError, LookalikeError
 from lookalike.models import onnx_text
 from lookalike.models.cpu import CpuFeatures, Precision, choose_precision, cpu_features
-from lookalike.models.fast_text import (
+from lookalike.models.loading import resolve_model
+from lookalike.models.sentence import SentenceTransformerEmbedder, _Tower
+from lookalike.models.text_fast import (
     CLIP_TEXT,
     POOLED_TEXT,
     TEXT_CHECKS,
@@ -51,8 +53,6 @@ from lookalike.models.fast_text import (
     mean_pooled_denses,
     pooled_text,
 )
-from lookalike.models.loading import resolve_model
-from lookalike.models.sentence import SentenceTransformerEmbedder, _Tower
 
 __all__ = ["RUNTIME", "FastTorchEmbedder"]
 

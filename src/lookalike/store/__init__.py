@@ -10,9 +10,8 @@ from __future__ import annotations
 from lookalike.config import Settings
 from lookalike.errors import ConfigError
 from lookalike.store.base import Store
-from lookalike.store.index_types import IndexParams, IndexStatus
-from lookalike.store.local import LocalStore
-from lookalike.store.local_db import DB_FILENAME
+from lookalike.store.local import DB_FILENAME, LocalStore
+from lookalike.store.vectorindex import IndexParams, IndexStatus
 
 __all__ = ["IndexParams", "IndexStatus", "LocalStore", "Store", "list_collections", "open_store"]
 
@@ -21,7 +20,7 @@ def open_store(settings: Settings) -> Store:
     """The store of ``settings.collection`` on the configured backend (created if missing)."""
     if settings.is_local_store:
         return LocalStore(settings.collection_dir, settings.collection)
-    from lookalike.store.elastic import ElasticStore
+    from lookalike.store.elastic.store import ElasticStore
 
     store: Store = ElasticStore.from_settings(settings)
     return store
@@ -41,7 +40,7 @@ def list_collections(settings: Settings) -> list[str]:
                 field="home",
             ) from exc
         return [p.name for p in entries if (p / DB_FILENAME).is_file()]
-    from lookalike.store.elastic import ElasticStore
+    from lookalike.store.elastic.store import ElasticStore
 
     lister = getattr(ElasticStore, "list_collections", None)
     if lister is None:

@@ -19,16 +19,15 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.collection import Collection
-from lookalike.errors import ImageError
 from lookalike.records import Hit
 from lookalike.search import MAX_QUERY_CHARS, MAX_WINDOW
 from lookalike.sizing import sizing_report
 from lookalike.web.media import Media, etag_matches, mime_type
 from lookalike.web.params import SEARCH_PARAM_NAMES, SearchParams, check_known, search_params
 from lookalike.web.present import API, hit_view, record_to_view
-from lookalike.web.uploads import UPLOAD_FIELD, Upload, read_upload
+from lookalike.web.uploads import UPLOAD_FIELD, receive_upload, search_upload
 
-__all__ = ["results_body", "router", "search_upload"]
+__all__ = ["results_body", "router"]
 
 router = APIRouter(prefix=API, tags=["api"])
 
@@ -130,35 +129,6 @@ def search_text(
         q, k=params.k, offset=params.offset, min_score=params.min_score, filters=params.filters
     )
     return results_body(collection, {"type": "text", "q": q.strip()}, params, hits, started)
-
-
-def search_upload(
-    collection: Collection, media: Media, upload: Upload, params: SearchParams
-) -> list[Hit]:
-    """Embed the uploaded image and search with it (runs in a worker thread)."""
-    try:
-        with media.work_slot():
-            return collection.searcher.image(
-                upload.file,
-                k=params.k,
-                offset=params.offset,
-                min_score=params.min_score,
-                filters=params.filters,
-            )
-    except ImageError as exc:
-        if exc.field is None:
-            exc.field = UPLOAD_FIELD
-        raise
-
-
-async def receive_upload(request: Request) -> Upload:
-    settings = request.app.state.settings
-    return await read_upload(
-        request.headers.get("content-type"),
-        request.headers.get("content-length"),
-        request.stream(),
-        max_bytes=settings.max_upload_bytes,
-    )
 
 
 _UPLOAD_BODY = {

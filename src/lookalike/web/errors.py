@@ -10,6 +10,7 @@ else is a bug: it is logged and answered with a 500 that reveals no internals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,11 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lookalike.errors import LookalikeError, NotFoundError
+from lookalike.errors import LookalikeError
 
-__all__ = ["FileGoneError", "error_body", "install_error_handlers", "wants_json"]
+__all__ = ["PageRenderer", "error_body", "install_error_handlers", "wants_json"]
 
 log = logging.getLogger("lookalike.web")
+
+#: renders a page's error state: (request, status, message, field, headers=...) -> Response
+PageRenderer = Callable[..., Response]
 
 _HTTP_TYPES = {
     400: "BadRequest",
@@ -35,12 +39,6 @@ _HTTP_TYPES = {
 }
 
 
-class FileGoneError(NotFoundError):
-    """An indexed file that was deleted, moved or edited since it was indexed."""
-
-    status = 410
-
-
 def wants_json(request: Request) -> bool:
     """JSON for the API and the page's fetch() fragments; HTML for pages people open."""
     path = request.url.path
@@ -51,16 +49,19 @@ def error_body(message: str, *, field: str | None, type_: str) -> dict[str, Any]
     return {"error": {"message": message, "field": field, "type": type_}}
 
 
-def _respond(
-    request: Request, status: int, message: str, field: str | None, type_: str
-) -> Response:
-    headers = {"Cache-Control": "no-store"}
-    if wants_json(request):
-        return JSONResponse(error_body(message, field=field, type_=type_), status, headers=headers)
-    # Imported here: pages import this module too.
-    from lookalike.web.pages import render_error
+def install_error_handlers(app: FastAPI, render_page: PageRenderer) -> None:
+    """Answer every error of ``app`` in one shape: JSON for the API, ``render_page`` for pages."""
 
-    return render_error(request, status, message, field, headers=headers)
+    def respond(
+        request: Request, status: int, message: str, field: str | None, type_: str
+    ) -> Response:
+        headers: Mapping[str, str] = {"Cache-Control": "no-store"}
+        if wants_json(request):
+            body = error_body(message, field=field, type_=type_)
+            return JSONResponse(body, status, headers=dict(headers))
+        return render_page(request, status, message, field, headers=headers)
+
+    _install(app, respond)
 
 
 def _validation_field(loc: tuple[Any, ...] | list[Any]) -> str | None:
@@ -68,7 +69,7 @@ def _validation_field(loc: tuple[Any, ...] | list[Any]) -> str | None:
     return parts[0] if parts else None
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def _install(app: FastAPI, _respond: Callable[..., Response]) -> None:
     async def on_lookalike_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LookalikeError)
         if exc.status >= 500:

@@ -27,19 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lookalike.errors import NotFoundError, QueryError
+from lookalike.errors import FileGoneError, NotFoundError, QueryError
 from lookalike.processes import process_alive
 from lookalike.records import Record
 from lookalike.store.base import Store
-from lookalike.web.errors import FileGoneError
 
-__all__ = ["BROWSER_FORMATS", "THUMB_SIZES", "Media", "OpenedImage", "Thumbnail", "mime_type"]
+__all__ = ["THUMB_SIZES", "Media", "OpenedImage", "Thumbnail", "mime_type"]
 
 log = logging.getLogger("lookalike.web")
 
 THUMB_SIZES = (256, 1024)
-#: formats a browser displays itself; others are shown through a 1024 px preview
-BROWSER_FORMATS = frozenset({"jpeg", "mpo", "png", "gif", "webp", "bmp", "avif", "ico"})
 _MIME = {
     "jpeg": "image/jpeg",
     "mpo": "image/jpeg",

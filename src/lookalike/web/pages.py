@@ -30,7 +30,6 @@ from lookalike.collection import Collection
 from lookalike.errors import LookalikeError, QueryError
 from lookalike.records import Filters, Hit
 from lookalike.search import MAX_K, MAX_WINDOW, Query
-from lookalike.web.api import receive_upload, search_upload
 from lookalike.web.media import Media
 from lookalike.web.params import (
     FILTER_NAMES,
@@ -40,6 +39,7 @@ from lookalike.web.params import (
     parse_int,
 )
 from lookalike.web.present import hit_view, record_to_view
+from lookalike.web.uploads import receive_upload, search_upload
 
 __all__ = ["PAGE", "STATIC_DIR", "TEMPLATE_DIR", "render_error", "router"]
 

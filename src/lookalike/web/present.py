@@ -13,12 +13,13 @@ from typing import Any
 from urllib.parse import quote
 
 from lookalike.records import Hit, Record
-from lookalike.web.media import BROWSER_FORMATS
 
-__all__ = ["API", "hit_view", "image_urls", "record_view", "thumb_box"]
+__all__ = ["API", "BROWSER_FORMATS", "hit_view", "image_urls", "record_view", "thumb_box"]
 
 API = "/api/v1"
 THUMB = 256
+#: formats a browser displays itself; others are shown through a 1024 px preview
+BROWSER_FORMATS = frozenset({"jpeg", "mpo", "png", "gif", "webp", "bmp", "avif", "ico"})
 
 
 def image_urls(doc_id: str, sha256: str) -> dict[str, str]:

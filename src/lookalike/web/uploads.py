@@ -21,16 +21,21 @@ from typing import IO, Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 
+from lookalike.collection import Collection
 from lookalike.errors import (
     CorruptImageError,
+    ImageError,
     ImageTooLargeError,
     QueryError,
     UnsupportedImageError,
 )
+from lookalike.records import Hit
+from lookalike.web.media import Media
+from lookalike.web.params import SearchParams
 
-__all__ = ["UPLOAD_FIELD", "Upload", "read_upload"]
+__all__ = ["UPLOAD_FIELD", "Upload", "read_upload", "receive_upload", "search_upload"]
 
 UPLOAD_FIELD = "image"
 #: room for multipart boundaries, part headers and a few small text fields
@@ -268,3 +273,32 @@ async def _read_multipart(
             field=UPLOAD_FIELD,
         )
     return Upload(file=spool, size=state.size, filename=state.filename, fields=state.fields)
+
+
+def search_upload(
+    collection: Collection, media: Media, upload: Upload, params: SearchParams
+) -> list[Hit]:
+    """Embed the uploaded image and search with it (runs in a worker thread)."""
+    try:
+        with media.work_slot():
+            return collection.searcher.image(
+                upload.file,
+                k=params.k,
+                offset=params.offset,
+                min_score=params.min_score,
+                filters=params.filters,
+            )
+    except ImageError as exc:
+        if exc.field is None:
+            exc.field = UPLOAD_FIELD
+        raise
+
+
+async def receive_upload(request: Request) -> Upload:
+    settings = request.app.state.settings
+    return await read_upload(
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),
+        max_bytes=settings.max_upload_bytes,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from lookalike.config import Settings
 from lookalike.errors import ConfigError, LookalikeError, StoreUnavailableError
-from lookalike.store.elastic_client import Connection, as_dict, import_client
+from lookalike.store.elastic.client import Connection, as_dict, import_client
 
 __all__ = [
     "MIN_SERVER",

@@ -13,8 +13,8 @@ from typing import Any
 
 from lookalike.errors import StoreError
 from lookalike.records import ModelInfo
-from lookalike.store.elastic_client import Connection, as_dict
-from lookalike.store.elastic_schema import (
+from lookalike.store.elastic.client import Connection, as_dict
+from lookalike.store.elastic.mapping import (
     INDEX_PREFIX,
     IndexOptions,
     alias_name,
@@ -22,7 +22,7 @@ from lookalike.store.elastic_schema import (
     concrete_index_name,
     index_model,
 )
-from lookalike.store.elastic_stats import disk_usage_details, primaries
+from lookalike.store.elastic.stats import disk_usage_details, primaries
 
 __all__ = [
     "DISK_USAGE_MAX_DOCS",

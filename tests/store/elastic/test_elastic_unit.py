@@ -37,10 +37,10 @@ from lookalike.errors import (
     StoreUnavailableError,
 )
 from lookalike.records import Filters, ModelInfo, Record
-from lookalike.store import elastic as elastic_module
 from lookalike.store.base import Store
-from lookalike.store.elastic import ElasticStore, project_ram
-from lookalike.store.elastic_client import BulkStoreError
+from lookalike.store.elastic import store as elastic_module
+from lookalike.store.elastic.client import BulkStoreError
+from lookalike.store.elastic.store import ElasticStore, project_ram
 
 MODEL = ModelInfo("sentence-transformers/clip-ViT-B-32", 8, "clip-224-v1")
 OTHER = ModelInfo("openai/some-other-model", 8, "clip-224-v1")
@@ -1162,8 +1162,8 @@ def test_copy_from_the_embedded_store_sends_every_vector_exactly(
     es: Harness, tmp_path: Path
 ) -> None:
     """copy_collection(LocalStore -> ElasticStore): a real SQLite source, the scripted wire."""
-    from lookalike.copy import copy_collection
     from lookalike.store import LocalStore
+    from lookalike.transfer import copy_collection
 
     source = LocalStore(tmp_path / "local", "photos")
     source.bind_model(MODEL)

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.native_libs import Index
-from lookalike.store.ann_file import AnnFiles, Base, RowSource
-from lookalike.store.exact_matrix import ExactMatrix, dot_rows
-from lookalike.store.index_types import Candidates, IndexParams, IndexStatus, VectorSource
+from lookalike.store.vectorindex.ann_file import AnnFiles, Base, RowSource
+from lookalike.store.vectorindex.exact_matrix import ExactMatrix, dot_rows
+from lookalike.store.vectorindex.types import Candidates, IndexParams, IndexStatus, VectorSource
 
 __all__ = ["DerivedIndex"]
 

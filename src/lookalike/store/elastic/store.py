@@ -4,7 +4,7 @@ One collection is one index, ``lookalike-<collection>.v1``, reached through the
 alias ``lookalike-<collection>`` (the name to use in Kibana). Writes go through
 the alias with ``require_alias``, so a write after someone deleted the index
 fails instead of auto-creating an index with the wrong mapping. The mapping
-(``elastic_schema``) keeps the vector out of ``_source``; ``get`` and ``copy``
+(``mapping``) keeps the vector out of ``_source``; ``get`` and ``copy``
 read a compact float32 copy instead.
 
 Writes become visible to searches at ``flush()`` (a refresh) or after the
@@ -26,25 +26,22 @@ import numpy as np
 from lookalike.config import Settings
 from lookalike.errors import ConfigError, ModelError, ModelMismatchError, QueryError, StoreError
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
-from lookalike.store.elastic_client import BulkOp, BulkStoreError, as_dict
-from lookalike.store.elastic_connect import connect
-from lookalike.store.elastic_index import IndexHandle, collection_names
-from lookalike.store.elastic_schema import (
-    FIELDS_META,
-    FIELDS_STATE,
-    MAX_WINDOW,
-    IndexOptions,
+from lookalike.store.elastic.client import BulkOp, BulkStoreError, as_dict
+from lookalike.store.elastic.connect import connect
+from lookalike.store.elastic.documents import (
     decode_record,
     decode_state,
     encode_document,
-    filters_query,
     is_storable_id,
     listed_ids,
     safe_text,
     unit_vector,
 )
-from lookalike.store.elastic_search import KnnPlan, check_window, plan_knn, read_hits
-from lookalike.store.elastic_stats import build_stats, project_ram
+from lookalike.store.elastic.filters import filters_query
+from lookalike.store.elastic.index import IndexHandle, collection_names
+from lookalike.store.elastic.mapping import FIELDS_META, FIELDS_STATE, MAX_WINDOW, IndexOptions
+from lookalike.store.elastic.search import KnnPlan, check_window, plan_knn, read_hits
+from lookalike.store.elastic.stats import build_stats, project_ram
 
 __all__ = ["ElasticStore", "project_ram"]
 

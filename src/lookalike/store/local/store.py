@@ -2,11 +2,11 @@
 
 ``store.db`` (SQLite, WAL) is the truth: documents, their float32 vectors and a
 change log written in the same transaction as every upsert and delete. The
-vector index (``vector_index``) is derived from it and kept in step through the
+vector index (``store.vectorindex``) is derived from it and kept in step through the
 change log, so one process can index while others search, each seeing new and
 deleted documents before its next search without reopening anything.
 
-Search (``local_knn``): filters run in SQLite first; scores are exact cosines.
+Search (``knn``): filters run in SQLite first; scores are exact cosines.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from lookalike.errors import (
     StoreUnavailableError,
 )
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
-from lookalike.store.index_types import IndexParams, IndexStatus
-from lookalike.store.local_db import DB_FILENAME, Database, decode_text, encode_text
-from lookalike.store.local_knn import LocalKnn
-from lookalike.store.local_query import (
+from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
+from lookalike.store.local.knn import LocalKnn
+from lookalike.store.local.rows import (
     DOC_COLUMNS,
     chunks,
     filter_sql,
@@ -44,8 +43,9 @@ from lookalike.store.local_query import (
     query_vector,
     record_from_row,
 )
-from lookalike.store.local_source import SqliteVectorSource
-from lookalike.store.vector_index import DerivedIndex
+from lookalike.store.local.source import SqliteVectorSource
+from lookalike.store.vectorindex.derived import DerivedIndex
+from lookalike.store.vectorindex.types import IndexParams, IndexStatus
 
 __all__ = ["THUMBS_DIR", "LocalStore"]
 

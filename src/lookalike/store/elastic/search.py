@@ -25,14 +25,13 @@ import numpy as np
 
 from lookalike.errors import QueryError
 from lookalike.records import Filters, Hit
-from lookalike.store.elastic_schema import (
+from lookalike.store.elastic.documents import decode_record
+from lookalike.store.elastic.filters import filters_query, score_to_cosine
+from lookalike.store.elastic.mapping import (
     FIELDS_META,
     INDEX_OPTION_TYPES,
     MAX_WINDOW,
     RESCORE_SINCE,
-    decode_record,
-    filters_query,
-    score_to_cosine,
 )
 
 __all__ = ["KnnPlan", "check_window", "plan_knn", "read_hits"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from lookalike.errors import ConfigError
 from lookalike.records import ModelInfo, StoreStats
-from lookalike.store.elastic_schema import INDEX_OPTION_TYPES
+from lookalike.store.elastic.mapping import INDEX_OPTION_TYPES
 
 __all__ = [
     "PROJECTION_SIZES",

@@ -12,7 +12,7 @@ import numpy as np
 
 from lookalike.errors import ModelMismatchError, QueryError, StoreError
 from lookalike.records import Filters, Hit, ModelInfo, Record
-from lookalike.store.local_db import decode_text, encode_text
+from lookalike.store.local.db import decode_text, encode_text
 
 __all__ = [
     "DOC_COLUMNS",

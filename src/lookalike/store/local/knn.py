@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from lookalike.records import Hit
-from lookalike.store.exact_matrix import dot_rows
-from lookalike.store.local_db import Database
-from lookalike.store.local_query import DOC_COLUMNS, chunks, hit_from_row, placeholders
-from lookalike.store.local_source import SqliteVectorSource
-from lookalike.store.vector_index import DerivedIndex
+from lookalike.store.local.db import Database
+from lookalike.store.local.rows import DOC_COLUMNS, chunks, hit_from_row, placeholders
+from lookalike.store.local.source import SqliteVectorSource
+from lookalike.store.vectorindex.derived import DerivedIndex
+from lookalike.store.vectorindex.exact_matrix import dot_rows
 
 __all__ = ["LocalKnn"]
 

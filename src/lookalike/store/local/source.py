@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.store.local_db import Database
-from lookalike.store.local_query import chunks, placeholders, vectors_from_blobs
+from lookalike.store.local.db import Database
+from lookalike.store.local.rows import chunks, placeholders, vectors_from_blobs
 
 __all__ = ["SqliteVectorSource"]
 
 
 class SqliteVectorSource:
-    """The VectorSource the derived index reads from (see vector_index.VectorSource)."""
+    """The VectorSource the derived index reads from (see vectorindex.types.VectorSource)."""
 
     def __init__(self, db: Database, dim: int) -> None:
         self._db = db

@@ -1,0 +1,78 @@
+"""``lookalike search`` and ``similar``: text, image-file and indexed-id queries."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from lookalike.cli.app import cli
+from lookalike.cli.indexing import say_text_export, text_export_pending
+from lookalike.cli.options import build_filters, emit_json, filter_options, settings_options
+from lookalike.config import Settings
+from lookalike.records import Hit
+
+__all__ = ["search", "similar"]
+
+
+@cli.command()
+@click.argument("query")
+@filter_options
+@settings_options
+def search(
+    query: str,
+    as_json: bool,
+    settings: Settings,
+    k: int,
+    offset: int,
+    min_score: float | None,
+    **filter_args: Any,
+) -> None:
+    """Find images matching a text QUERY (any language the text model knows)."""
+    from lookalike.collection import open_collection
+
+    filters = build_filters(**filter_args)
+    with open_collection(settings) as col:
+        if text_export_pending(col.embedder):
+            say_text_export(as_json)
+        hits = col.searcher.text(query, k=k, offset=offset, min_score=min_score, filters=filters)
+    _print_hits(hits, as_json, offset)
+
+
+@cli.command()
+@click.argument("image_or_id")
+@filter_options
+@settings_options
+def similar(
+    image_or_id: str,
+    as_json: bool,
+    settings: Settings,
+    k: int,
+    offset: int,
+    min_score: float | None,
+    **filter_args: Any,
+) -> None:
+    """Find images similar to an image file or to an indexed image's id (itself excluded)."""
+    from lookalike.collection import open_collection
+
+    filters = build_filters(**filter_args)
+    with open_collection(settings) as col:
+        if os.path.exists(image_or_id):
+            hits = col.searcher.image(
+                image_or_id, k=k, offset=offset, min_score=min_score, filters=filters
+            )
+        else:
+            hits = col.searcher.similar(
+                image_or_id, k=k, offset=offset, min_score=min_score, filters=filters
+            )
+    _print_hits(hits, as_json, offset)
+
+
+def _print_hits(hits: list[Hit], as_json: bool, offset: int) -> None:
+    from lookalike.cli.output import print_hits
+
+    if as_json:
+        emit_json([h.to_dict() for h in hits])
+    else:
+        print_hits(hits, offset)

@@ -1,0 +1,27 @@
+"""``lookalike serve``: the web UI and the JSON API."""
+
+from __future__ import annotations
+
+import click
+
+from lookalike.cli.app import cli
+from lookalike.cli.options import settings_options
+from lookalike.config import Settings
+from lookalike.errors import ConfigError
+
+__all__ = ["serve"]
+
+
+@cli.command()
+@click.option("--host", help="Address to bind [default: 127.0.0.1].")
+@click.option("--port", type=int, help="Port [default: 8000].")
+@settings_options
+def serve(host: str | None, port: int | None, as_json: bool, settings: Settings) -> None:
+    """Serve the web UI and the JSON API (binds 127.0.0.1 unless told otherwise)."""
+    try:
+        from lookalike.web import serve as run_server
+    except ImportError as exc:
+        raise ConfigError(
+            f"the web extra is missing ({exc}); pip install 'lookalike[web]'"
+        ) from exc
+    run_server(settings.with_overrides(host=host, port=port))

@@ -1,0 +1,181 @@
+"""The Elasticsearch index of a collection: its names, vector index options and mapping.
+
+Pure functions with no client or network, so the exact wire format is easy to
+read and to test. ``lookalike.store.elastic.store`` does the talking; the
+document layout is in ``documents``, the filter translation in ``filters``.
+
+Layout of one document (``_id`` is the record id)::
+
+    id, path, folder, root, relpath, format, sha256   keyword
+    size (long), mtime (double, exact), modified (date, epoch ms, for Kibana)
+    width, height                                     integer, not indexed
+    vector   dense_vector, HNSW-indexed, similarity cosine, left out of _source
+    vec      binary: the float32 vector, little-endian, base64 (for get / copy)
+    raw      binary, only when a path is not valid UTF-8: [path, root, relpath] exactly,
+             while the keyword fields hold them with U+FFFD for the undecodable bytes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lookalike.errors import ConfigError
+from lookalike.records import ModelInfo
+
+__all__ = [
+    "FIELDS_META",
+    "FIELDS_STATE",
+    "INDEX_OPTION_TYPES",
+    "INDEX_PREFIX",
+    "MAX_ID_BYTES",
+    "MAX_WINDOW",
+    "RESCORE_SINCE",
+    "SCHEMA_VERSION",
+    "IndexOptions",
+    "alias_name",
+    "build_index_body",
+    "concrete_index_name",
+    "index_model",
+]
+
+INDEX_PREFIX = "lookalike-"
+SCHEMA_VERSION = 1
+MAX_WINDOW = 10_000  # Elasticsearch caps num_candidates (and so offset + k) at 10,000
+MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
+
+#: index_options type -> (first Elasticsearch version that has it, query-time oversample factor)
+INDEX_OPTION_TYPES: dict[str, tuple[tuple[int, int], float | None]] = {
+    "hnsw": ((8, 0), None),
+    "int8_hnsw": ((8, 12), 2.0),
+    "int4_hnsw": ((8, 15), 2.0),
+    "bbq_hnsw": ((8, 16), 3.0),
+}
+RESCORE_SINCE = (8, 18)  # query-time knn.rescore_vector
+
+FIELDS_META = (
+    "id",
+    "path",
+    "root",
+    "relpath",
+    "format",
+    "size",
+    "mtime",
+    "sha256",
+    "width",
+    "height",
+    "raw",
+)
+FIELDS_STATE = ("id", "path", "root", "relpath", "size", "mtime", "sha256", "raw")
+
+
+def alias_name(collection: str) -> str:
+    """The name users see and search (an alias): ``lookalike-<collection>``."""
+    return INDEX_PREFIX + collection
+
+
+def concrete_index_name(collection: str) -> str:
+    """The index behind the alias. Collection names cannot hold '.', so no clash with aliases."""
+    return f"{INDEX_PREFIX}{collection}.v{SCHEMA_VERSION}"
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How the dense_vector field is indexed (es_index_options, es_m, es_ef_construction)."""
+
+    type: str = "int8_hnsw"
+    m: int = 16
+    ef_construction: int = 100
+
+    def __post_init__(self) -> None:
+        if self.type not in INDEX_OPTION_TYPES:
+            raise ConfigError(
+                f"es_index_options {self.type!r} is not supported: use one of "
+                + ", ".join(INDEX_OPTION_TYPES),
+                field="es_index_options",
+            )
+        if not 2 <= self.m <= 512:
+            raise ConfigError(f"es_m must be between 2 and 512, got {self.m}", field="es_m")
+        if not 1 <= self.ef_construction <= 3200:
+            raise ConfigError(
+                f"es_ef_construction must be between 1 and 3200, got {self.ef_construction}",
+                field="es_ef_construction",
+            )
+
+    def check_server(self, version: tuple[int, int, int]) -> None:
+        since = INDEX_OPTION_TYPES[self.type][0]
+        if version[:2] < since:
+            raise ConfigError(
+                f"es_index_options {self.type} needs Elasticsearch {since[0]}.{since[1]} or newer; "
+                f"this cluster runs {'.'.join(map(str, version))}. Choose int8_hnsw or hnsw.",
+                field="es_index_options",
+            )
+
+    @property
+    def oversample(self) -> float | None:
+        return INDEX_OPTION_TYPES[self.type][1]
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {"type": self.type, "m": self.m, "ef_construction": self.ef_construction}
+
+
+def build_index_body(collection: str, model: ModelInfo, options: IndexOptions) -> dict[str, Any]:
+    """The body of ``PUT /lookalike-<collection>.v1``: settings, mappings and the alias.
+
+    cosine, not dot_product: the vectors are unit length, so for them Elasticsearch
+    stores no magnitude and cosine costs what dot_product costs; but dot_product
+    rejects any query vector that is not unit length, and a text model deployed in
+    the cluster (clip-ViT-B-32-multilingual-v1 imported with eland ends in a Dense
+    layer, no Normalize) produces such vectors. Both score (1 + cos) / 2.
+    """
+    return {
+        "settings": {"index": {"codec": "best_compression"}},
+        "mappings": {
+            "dynamic": "strict",
+            "_meta": {
+                "lookalike": {
+                    "schema": SCHEMA_VERSION,
+                    "model": model.to_dict(),
+                    "vector_copy": "vec: float32 little-endian, base64",
+                }
+            },
+            "_source": {"excludes": ["vector"]},
+            "properties": {
+                "id": {"type": "keyword"},
+                "path": {"type": "keyword"},
+                "folder": {"type": "keyword"},
+                "root": {"type": "keyword"},
+                "relpath": {"type": "keyword"},
+                "format": {"type": "keyword"},
+                "sha256": {"type": "keyword"},
+                "size": {"type": "long"},
+                "mtime": {"type": "double"},
+                "modified": {"type": "date", "format": "epoch_millis"},
+                "width": {"type": "integer", "index": False},
+                "height": {"type": "integer", "index": False},
+                "raw": {"type": "binary"},
+                "vec": {"type": "binary"},
+                "vector": {
+                    "type": "dense_vector",
+                    "element_type": "float",
+                    "dims": model.dim,
+                    "index": True,
+                    "similarity": "cosine",
+                    "index_options": options.to_mapping(),
+                },
+            },
+        },
+        "aliases": {alias_name(collection): {"is_write_index": True}},
+    }
+
+
+def index_model(mapping: Mapping[str, Any]) -> ModelInfo | None:
+    """The model in an index mapping's ``_meta``; None if lookalike did not create it."""
+    meta = (mapping.get("_meta") or {}).get("lookalike")
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+        return None
+    try:
+        return ModelInfo.from_dict(meta["model"])
+    except (KeyError, TypeError, ValueError):
+        return None
