@@ -22,11 +22,10 @@ from lookalike.images import clip_crop, clip_ready
 from lookalike.models.base import Embedder
 from lookalike.records import Filters, Hit
 from lookalike.store.base import Store
+from lookalike.store.checks import MAX_K, MAX_WINDOW, check_window
 
 __all__ = ["MAX_K", "MAX_WINDOW", "ImageSource", "Query", "Searcher"]
 
-MAX_K = 1000
-MAX_WINDOW = 10_000  # offset + k
 MAX_QUERY_CHARS = 2000
 
 ImageSource = str | Path | bytes | IO[bytes] | Image.Image
@@ -105,7 +104,7 @@ class Searcher:
     # -- the general form ----------------------------------------------------------------
 
     def search(self, query: Query) -> list[Hit]:
-        _validate_window(query.k, query.offset, query.min_score)
+        check_window(query.k, query.offset, query.min_score, max_k=MAX_K)
         if self.server_side_text and _plain_text(query):
             return self.store.knn_text(  # type: ignore[attr-defined, no-any-return]
                 _check_text(query.texts[0], "q"),
@@ -129,7 +128,7 @@ class Searcher:
         # A query file that is itself indexed would come back first; over-fetch and drop it.
         hits = self.store.knn(
             vector,
-            query.offset + query.k + len(exclude_paths),
+            min(MAX_WINDOW, query.offset + query.k + len(exclude_paths)),
             filters=query.filters,
             min_score=query.min_score,
             exclude_ids=exclude,
@@ -180,17 +179,6 @@ class Searcher:
 
 def _plain_text(query: Query) -> bool:
     return len(query.texts) == 1 and not (query.images or query.ids or query.negative_texts)
-
-
-def _validate_window(k: int, offset: int, min_score: float | None) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise QueryError(f"k must be a whole number from 1 to {MAX_K}", field="k")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise QueryError("offset must be a whole number, 0 or more", field="offset")
-    if offset + k > MAX_WINDOW:
-        raise QueryError(f"offset + k must be at most {MAX_WINDOW}", field="offset")
-    if min_score is not None and not (-1.0 <= float(min_score) <= 1.0):
-        raise QueryError("min_score must be between -1 and 1", field="min_score")
 
 
 def _check_text(text: str, field_name: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lookalike.errors import ModelMismatchError, StoreError
+from lookalike.errors import ModelMismatchError, QueryError, StoreError
 from lookalike.records import FileState, Filters, ModelInfo, Record
 from lookalike.store import Store
 
@@ -220,7 +220,7 @@ def test_min_score_cuts_the_list(
     hits = store.knn(q, 50, min_score=threshold)
     assert all(h.score >= threshold for h in hits)
     check_ranking(hits, truth[:13], 50, exact=store_factory.exact)
-    assert store.knn(q, 10, min_score=1.01) == []
+    assert store.knn(q, 10, min_score=1.0) == []
 
 
 def test_exclude_ids_leaves_them_out(
@@ -345,3 +345,46 @@ def test_stats_report_the_collection(
     assert stats.image_bytes == sum(r.size for r in records)
     assert stats.index_bytes > 0
     assert stats.model == model_info
+
+
+@pytest.mark.parametrize(
+    ("k", "offset", "min_score", "field"),
+    [
+        (0, 0, None, "k"),
+        (-1, 0, None, "k"),
+        (True, 0, None, "k"),
+        (2.0, 0, None, "k"),
+        (10, -1, None, "offset"),
+        (10, 9_995, None, "offset"),
+        (10, 0, float("nan"), "min_score"),
+        (10, 0, 1.5, "min_score"),
+    ],
+)
+def test_every_backend_refuses_the_same_windows(
+    filled: tuple[Store, list[Record]], k: Any, offset: Any, min_score: Any, field: str
+) -> None:
+    """One window rule (lookalike.store.checks) on every backend: the same QueryError field."""
+    store, _ = filled
+    with pytest.raises(QueryError) as err:
+        store.knn(query(1), k, offset=offset, min_score=min_score)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    "bad", [np.full(24, np.nan, dtype=np.float32), np.zeros(24, dtype=np.float32)]
+)
+def test_every_backend_refuses_a_query_vector_without_direction(
+    filled: tuple[Store, list[Record]], bad: np.ndarray
+) -> None:
+    store, _ = filled
+    with pytest.raises(QueryError) as err:
+        store.knn(bad, 5)
+    assert err.value.field == "vector"
+
+
+def test_every_backend_refuses_a_query_vector_of_another_model(
+    filled: tuple[Store, list[Record]],
+) -> None:
+    store, _ = filled
+    with pytest.raises(ModelMismatchError, match="24-d vectors"):
+        store.knn(query(1, dim=12), 5)

@@ -645,7 +645,7 @@ def test_writes_after_the_index_was_deleted_fail_instead_of_auto_creating(es: Ha
 
 def test_vectors_are_checked_before_sending(es: Harness) -> None:
     store = es.bound()
-    with pytest.raises(ModelMismatchError, match="8-dimensional"):
+    with pytest.raises(ModelMismatchError, match="8-d vectors"):
         store.upsert([rec(1, np.ones(4, dtype=np.float32))])
     with pytest.raises(StoreError, match="NaN"):
         store.upsert([rec(1, vec(float("nan"), 1.0))])

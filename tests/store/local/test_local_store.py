@@ -565,7 +565,8 @@ def test_bad_queries_raise_typed_errors(
         store.knn(unit(0), 3, offset=-2)
     with pytest.raises(QueryError):
         store.knn(unit(0), 3, filters=Filters(min_size=float("nan")))  # type: ignore[arg-type]
-    assert store.knn(unit(0), 0) == []
+    with pytest.raises(QueryError):
+        store.knn(unit(0), 0)  # one rule on every backend: k from 1 (store.checks)
     not_unit = unit(3) * 5.0  # scores stay cosines
     assert store.knn(not_unit, 1)[0].score == pytest.approx(store.knn(unit(3), 1)[0].score)
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from lookalike.errors import ModelMismatchError, QueryError, StoreError
 from lookalike.records import FileState, ModelInfo, Record
+from lookalike.store.checks import mismatch_message
 from lookalike.store.elastic.mapping import MAX_ID_BYTES
 
 __all__ = [
@@ -85,14 +86,13 @@ def is_storable_id(doc_id: str) -> bool:
 # -- vectors ----------------------------------------------------------------------------------
 
 
-def unit_vector(vector: Any, dim: int, *, what: str, model: ModelInfo) -> np.ndarray:
+def unit_vector(
+    vector: Any, dim: int, *, what: str, model: ModelInfo, collection: str
+) -> np.ndarray:
     """``vector`` as a float32 unit vector of length ``dim``; ModelMismatchError if mis-shaped."""
     arr = np.asarray(vector, dtype=np.float32)
     if arr.shape != (dim,):
-        raise ModelMismatchError(
-            f"{what} has shape {arr.shape} but this collection holds {dim}-dimensional vectors "
-            f"of {model.model_id}; use that model, or re-index into a new collection"
-        )
+        raise ModelMismatchError(mismatch_message(what, tuple(arr.shape), model, collection))
     if not np.all(np.isfinite(arr)):
         raise StoreError(f"{what} contains NaN or infinite values; re-embed it")
     norm = float(np.linalg.norm(arr.astype(np.float64)))

@@ -30,7 +30,6 @@ __all__ = [
     "INDEX_OPTION_TYPES",
     "INDEX_PREFIX",
     "MAX_ID_BYTES",
-    "MAX_WINDOW",
     "RESCORE_SINCE",
     "SCHEMA_VERSION",
     "IndexOptions",
@@ -42,7 +41,6 @@ __all__ = [
 
 INDEX_PREFIX = "lookalike-"
 SCHEMA_VERSION = 1
-MAX_WINDOW = 10_000  # Elasticsearch caps num_candidates (and so offset + k) at 10,000
 MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
 
 #: index_options type -> (first Elasticsearch version that has it, query-time oversample factor)

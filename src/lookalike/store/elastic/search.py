@@ -25,23 +25,16 @@ import numpy as np
 
 from lookalike.errors import QueryError
 from lookalike.records import Filters, Hit
+from lookalike.store.checks import MAX_WINDOW, check_window
 from lookalike.store.elastic.documents import decode_record
 from lookalike.store.elastic.filters import filters_query, score_to_cosine
 from lookalike.store.elastic.mapping import (
     FIELDS_META,
     INDEX_OPTION_TYPES,
-    MAX_WINDOW,
     RESCORE_SINCE,
 )
 
-__all__ = ["KnnPlan", "check_window", "plan_knn", "read_hits"]
-
-
-def check_window(k: int, offset: int) -> None:
-    if k < 1 or offset < 0:
-        raise QueryError("k must be at least 1 and offset at least 0", field="k")
-    if offset + k > MAX_WINDOW:
-        raise QueryError(f"offset + k can be at most {MAX_WINDOW} on Elasticsearch", field="offset")
+__all__ = ["KnnPlan", "plan_knn", "read_hits"]
 
 
 @dataclass
@@ -71,9 +64,7 @@ def plan_knn(
 ) -> KnnPlan:
     """Plan a kNN page. Give exactly one of ``query_vector`` (unit) and ``text``
     (model id, text) for a vector built by the cluster."""
-    check_window(k, offset)
-    if min_score is not None and not math.isfinite(min_score):
-        raise QueryError(f"min_score must be a finite number, got {min_score!r}", field="min_score")
+    check_window(k, offset, min_score)
     window = offset + k
     oversample = INDEX_OPTION_TYPES.get(index_type, ((0, 0), None))[1]
     server_rescore = oversample is not None and server_version[:2] >= RESCORE_SINCE

@@ -26,6 +26,7 @@ import numpy as np
 from lookalike.config import Settings
 from lookalike.errors import ConfigError, ModelError, ModelMismatchError, QueryError, StoreError
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.store.checks import MAX_WINDOW, check_window, unit_query_vector
 from lookalike.store.elastic.client import BulkOp, BulkStoreError, as_dict
 from lookalike.store.elastic.connect import connect
 from lookalike.store.elastic.documents import (
@@ -39,8 +40,8 @@ from lookalike.store.elastic.documents import (
 )
 from lookalike.store.elastic.filters import filters_query
 from lookalike.store.elastic.index import IndexHandle, collection_names
-from lookalike.store.elastic.mapping import FIELDS_META, FIELDS_STATE, MAX_WINDOW, IndexOptions
-from lookalike.store.elastic.search import KnnPlan, check_window, plan_knn, read_hits
+from lookalike.store.elastic.mapping import FIELDS_META, FIELDS_STATE, IndexOptions
+from lookalike.store.elastic.search import KnnPlan, plan_knn, read_hits
 from lookalike.store.elastic.stats import build_stats, project_ram
 
 __all__ = ["ElasticStore", "project_ram"]
@@ -166,7 +167,13 @@ class ElasticStore:
         for rec in records:
             if rec.vector is None:
                 raise ModelMismatchError(f"record {rec.id!r} ({rec.path}) has no vector")
-            vec = unit_vector(rec.vector, model.dim, what=f"the vector of {rec.path}", model=model)
+            vec = unit_vector(
+                rec.vector,
+                model.dim,
+                what=f"the vector of {rec.path}",
+                model=model,
+                collection=self.collection,
+            )
             ops.append(("index", rec.id, encode_document(rec, vec)))
         self._write(ops, f"writing {len(ops)} documents to {self.alias}")
 
@@ -226,11 +233,11 @@ class ElasticStore:
         min_score: float | None = None,
         exclude_ids: Sequence[str] = (),
     ) -> list[Hit]:
-        check_window(k, offset)
+        check_window(k, offset, min_score)
         model = self.model
+        query = unit_query_vector(vector, model, self.collection)
         if model is None:
             return []
-        query = unit_vector(vector, model.dim, what="the query vector", model=model)
         return self._run(self._plan(k, offset, filters, min_score, exclude_ids, query_vector=query))
 
     def knn_text(
@@ -252,7 +259,7 @@ class ElasticStore:
                 "the cluster",
                 field="es_text_model",
             )
-        check_window(k, offset)
+        check_window(k, offset, min_score)
         if self.model is None:
             return []
         plan = self._plan(k, offset, filters, min_score, exclude_ids, text=(self.text_model, text))

@@ -12,6 +12,7 @@ import numpy as np
 
 from lookalike.errors import ModelMismatchError, QueryError, StoreError
 from lookalike.records import Filters, Hit, ModelInfo, Record
+from lookalike.store.checks import mismatch_message
 from lookalike.store.local.db import decode_text, encode_text
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
     "hit_from_row",
     "prepare_records",
     "vector_blobs",
-    "query_vector",
     "record_from_row",
     "vectors_from_blobs",
 ]
@@ -129,9 +129,7 @@ def _as_vector(vector: Any, model: ModelInfo, rec_id: str, collection: str) -> n
         raise StoreError(f"record {rec_id!r}: its vector is not numeric ({exc})") from exc
     if v.ndim != 1 or v.shape[0] != model.dim:
         raise ModelMismatchError(
-            f"record {rec_id!r} has a vector of shape {tuple(v.shape)}, but collection "
-            f"{collection!r} holds {model.dim}-d vectors of {model.model_id}; embed with that "
-            "model, or index into a new collection (`lookalike index --collection NEW ...`)"
+            mismatch_message(f"the vector of record {rec_id!r}", tuple(v.shape), model, collection)
         )
     return v
 
@@ -193,27 +191,6 @@ def prepare_records(
     ]
     blobs = vector_blobs(np.stack(vectors), ids)
     return [(*row, blob) for row, blob in zip(rows, blobs, strict=True)]
-
-
-def query_vector(vector: Any, model: ModelInfo | None, collection: str) -> np.ndarray:
-    """A float32 unit query vector, or a QueryError / ModelMismatchError saying what is wrong."""
-    try:
-        q = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise QueryError("the query vector is not numeric", field="vector") from exc
-    if q.ndim != 1:
-        raise QueryError(f"the query vector must be 1-d, got shape {q.shape}", field="vector")
-    if model is not None and q.shape[0] != model.dim:
-        raise ModelMismatchError(
-            f"the query vector has {q.shape[0]} dimensions, but collection {collection!r} holds "
-            f"{model.dim}-d vectors of {model.model_id}; embed the query with that model"
-        )
-    if not np.isfinite(q).all():
-        raise QueryError("the query vector contains NaN or infinite values", field="vector")
-    norm = float(np.linalg.norm(q.astype(np.float64)))
-    if norm == 0.0:
-        raise QueryError("the query vector is all zeros", field="vector")
-    return (q / np.float32(norm)).astype(np.float32)
 
 
 def _number(value: Any, name: str, *, whole: bool) -> float | int:

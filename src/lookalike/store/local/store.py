@@ -32,6 +32,7 @@ from lookalike.errors import (
     StoreUnavailableError,
 )
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.store.checks import check_window, unit_query_vector
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
 from lookalike.store.local.knn import LocalKnn
 from lookalike.store.local.rows import (
@@ -40,7 +41,6 @@ from lookalike.store.local.rows import (
     filter_sql,
     placeholders,
     prepare_records,
-    query_vector,
     record_from_row,
 )
 from lookalike.store.local.source import SqliteVectorSource
@@ -320,16 +320,12 @@ class LocalStore:
         min_score: float | None = None,
         exclude_ids: Sequence[str] = (),
     ) -> list[Hit]:
-        for name, value in (("k", k), ("offset", offset)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-                raise QueryError(f"{name} must be a whole number >= 0, got {value!r}", field=name)
-        if min_score is not None and not np.isfinite(min_score):
-            raise QueryError("min_score must be a finite number", field="min_score")
+        check_window(k, offset, min_score)
         model = self.model
-        q = query_vector(vector, model, self.collection)
+        q = unit_query_vector(vector, model, self.collection)
         where, params = filter_sql(filters)
         excluded_ids = self._encode_ids(exclude_ids)
-        if k == 0 or model is None:
+        if model is None:
             return []
         knn = LocalKnn(self._db, self._derived(model), selective_limit=self.selective_limit)
         return knn.search(q, int(k), int(offset), where, params, min_score, excluded_ids)
