@@ -18,6 +18,7 @@ from lookalike.collection import Collection
 from lookalike.config import Settings
 from lookalike.errors import ModelMismatchError, NotFoundError
 from lookalike.indexer import document_id
+from lookalike.models.base import Embedder
 from lookalike.records import ModelInfo
 from lookalike.store import open_store
 
@@ -136,14 +137,24 @@ def test_single_file_and_missing_path(collection: Collection, tmp_path: Path) ->
         collection.indexer.index([tmp_path / "nope"])
 
 
-class _OtherModel:
-    """The tiny embedder under another identity, as if the user switched models."""
+class _OtherModel(Embedder):
+    """The tiny embedder under another identity, as if the user switched models (a runtime
+    with only the required members: the optional abilities keep the protocol's defaults)."""
 
     def __init__(self, inner) -> None:
         self._inner = inner
-        self.model_id = "someone/other-model"
-        self.dim = inner.dim
-        self.info = ModelInfo("someone/other-model", inner.dim, inner.info.preprocess)
+
+    @property
+    def model_id(self) -> str:
+        return "someone/other-model"
+
+    @property
+    def dim(self) -> int:
+        return self._inner.dim
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo("someone/other-model", self._inner.dim, self._inner.info.preprocess)
 
     def load(self) -> None:
         self._inner.load()

@@ -22,7 +22,10 @@ into one-line messages and exit codes, the web app into HTTP status codes
         ├── ModelMismatchError          vectors from another model       409
         └── StoreUnavailableError       cannot reach / open the store    503
 
-Every message says what went wrong and what to do next.
+Every message says what went wrong and what to do next. An error that a server
+answered (Elasticsearch) also carries that server's own error type and HTTP
+status (``server_type``, ``server_status``), so callers branch on them without
+parsing messages.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ class LookalikeError(Exception):
     status: int = 500
     #: the request field, option or setting the error is about, if any
     field: str | None = None
+    #: a server's own error type (e.g. Elasticsearch's "resource_already_exists_exception")
+    server_type: str = ""
+    #: the HTTP status a server answered with; 0 when no server answered
+    server_status: int = 0
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

@@ -137,21 +137,19 @@ class Indexer:
         disk, does not load it here: an unchanged folder is then re-checked in a second
         instead of after loading the model, which loads when a file needs embedding."""
         bound = self.store.model
-        on_disk = getattr(self.embedder, "weights_on_disk", None)
-        preprocess = getattr(self.embedder, "preprocess", None)
         if (
             bound is not None
-            and on_disk is not None
-            and on_disk()
-            and (bound.model_id, bound.preprocess) == (self.embedder.model_id, preprocess)
+            and self.embedder.preprocess is not None
+            and (bound.model_id, bound.preprocess)
+            == (self.embedder.model_id, self.embedder.preprocess)
+            and self.embedder.weights_on_disk()
         ):
             return
         self._load_model()
         self.store.bind_model(self.embedder.info)
 
     def _load_model(self) -> None:
-        load_images = getattr(self.embedder, "load_images", None)
-        (load_images or self.embedder.load)()
+        self.embedder.load_images()
 
     # -- one root ------------------------------------------------------------------------
 

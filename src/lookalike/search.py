@@ -55,7 +55,7 @@ class Searcher:
         self.embedder = embedder
         self.max_pixels = max_pixels
         # Elasticsearch with a text model deployed in the cluster embeds plain text queries itself.
-        self.server_side_text = server_side_text and hasattr(store, "knn_text")
+        self.server_side_text = server_side_text and store.embeds_text
 
     # -- the simple entry points ---------------------------------------------------------
 
@@ -106,7 +106,7 @@ class Searcher:
     def search(self, query: Query) -> list[Hit]:
         check_window(query.k, query.offset, query.min_score, max_k=MAX_K)
         if self.server_side_text and _plain_text(query):
-            return self.store.knn_text(  # type: ignore[attr-defined, no-any-return]
+            return self.store.knn_text(
                 _check_text(query.texts[0], "q"),
                 query.k,
                 offset=query.offset,

@@ -103,5 +103,4 @@ def _missing_or_changed(dest: Store, batch: list[Record]) -> list[Record]:
 
 def _identity(store: Store) -> tuple[str, str, str]:
     """What tells two store objects apart: backend, collection and location."""
-    where = getattr(store, "folder", None) or getattr(store, "location", None) or id(store)
-    return type(store).__name__, store.collection, str(where)
+    return type(store).__name__, store.collection, store.location

@@ -11,7 +11,7 @@ from lookalike.cli.options import emit_json, settings_options
 from lookalike.config import Settings
 from lookalike.errors import ModelError
 
-__all__ = ["index", "say_text_export", "text_export_pending"]
+__all__ = ["index", "say_text_export"]
 
 
 @cli.command()
@@ -28,19 +28,14 @@ def index(paths: tuple[str, ...], quiet: bool, as_json: bool, settings: Settings
             report = col.indexer.index(list(paths), progress=bar.update)
         # Text search's first use exports the text model for ONNX Runtime: do it now,
         # so that the first query is fast. A model that cannot load is the search's to report.
-        if text_export_pending(col.embedder):
+        if col.embedder.text_export_pending():
             say_text_export(quiet or as_json)
             with contextlib.suppress(ModelError):
-                col.embedder.load_texts()  # type: ignore[attr-defined]
+                col.embedder.load_texts()
     if as_json:
         emit_json(report.to_dict())
     else:
         print_index_report(report)
-
-
-def text_export_pending(embedder: object) -> bool:
-    pending = getattr(embedder, "text_export_pending", None)
-    return bool(pending is not None and pending())
 
 
 def say_text_export(quiet: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from lookalike.cli.app import cli
-from lookalike.cli.indexing import say_text_export, text_export_pending
+from lookalike.cli.indexing import say_text_export
 from lookalike.cli.options import build_filters, emit_json, filter_options, settings_options
 from lookalike.config import Settings
 from lookalike.records import Hit
@@ -34,7 +34,7 @@ def search(
 
     filters = build_filters(**filter_args)
     with open_collection(settings) as col:
-        if text_export_pending(col.embedder):
+        if col.embedder.text_export_pending():
             say_text_export(as_json)
         hits = col.searcher.text(query, k=k, offset=offset, min_score=min_score, filters=filters)
     _print_hits(hits, as_json, offset)

@@ -4,6 +4,12 @@ Images handed to ``embed_images`` are RGB PIL images, already decoded by
 ``lookalike.images`` (usually 224-ready: shortest side 224, centre-cropped).
 Loading is lazy and thread-safe; ``load()`` forces it so that missing weights
 fail before any work starts (ModelNotAvailableError).
+
+Optional abilities are declared here with defaults, never probed with
+``hasattr``: a runtime that can do more (load one tower alone, tell whether its
+weights are on disk without loading them, say which path runs and why, export
+its text tower ahead of the first query) overrides them. Subclass ``Embedder``
+to inherit the defaults.
 """
 
 from __future__ import annotations
@@ -46,6 +52,37 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32, each row L2-normalised, in the image vectors' space."""
         ...
+
+    # -- optional abilities, with defaults -------------------------------------------------
+
+    #: the image preprocessing version the vectors depend on; None when unknown
+    preprocess: str | None = None
+
+    @property
+    def text_dim(self) -> int:
+        """Width of the text vectors (the image vectors' unless a runtime says otherwise)."""
+        return self.dim
+
+    def load_images(self) -> None:
+        """Load what indexing needs (by default: everything)."""
+        self.load()
+
+    def load_texts(self) -> None:
+        """Load what text queries need (by default: everything)."""
+        self.load()
+
+    def weights_on_disk(self) -> bool:
+        """Whether the image weights are here without loading or downloading them; False when
+        the runtime cannot tell (callers then load to find out)."""
+        return False
+
+    def runtime_for(self, role: str) -> tuple[str, str] | None:
+        """(runtime, why) for the "image" or "text" tower, or None when there is one path."""
+        return None
+
+    def text_export_pending(self) -> bool:
+        """Whether loading the text tower will first export it (a one-off cost worth saying)."""
+        return False
 
 
 @dataclass

@@ -152,16 +152,16 @@ def model_statuses(settings: Settings, *, try_load: bool = True) -> list[ModelSt
         return [image, text]
 
     embedder = create_embedder(settings)
-    for status, loader in ((image, "load_images"), (text, "load_texts")):
+    for status, loader in ((image, embedder.load_images), (text, embedder.load_texts)):
         if not status.available:
             continue
         try:
-            getattr(embedder, loader, embedder.load)()
+            loader()
         except ModelError as exc:
             status.loads, status.detail = False, exc.message
             continue
         status.loads = True
-        dim = getattr(embedder, "text_dim", None) if status.role == "text" else embedder.dim
+        dim = embedder.text_dim if status.role == "text" else embedder.dim
         status.extra["dim"] = dim
     _describe_runtime(embedder, [image, text])
     return [image, text]
@@ -169,13 +169,11 @@ def model_statuses(settings: Settings, *, try_load: bool = True) -> list[ModelSt
 
 def _describe_runtime(embedder: Embedder, statuses: list[ModelStatus]) -> None:
     """Say which path runs each loaded tower and why (e.g. "torch-fast bf16: CPU has AMX-BF16")."""
-    runtime_for = getattr(embedder, "runtime_for", None)
-    if runtime_for is None:
-        return
     for status in statuses:
-        if not status.loads:
+        described = embedder.runtime_for(status.role) if status.loads else None
+        if described is None:
             continue
-        active, why = runtime_for(status.role)
+        active, why = described
         status.extra["active_runtime"], status.extra["runtime_reason"] = active, why
         line = f"{active}: {why}"
         status.detail = f"{status.detail}; {line}" if status.detail else line

@@ -28,6 +28,7 @@ from lookalike.errors import (
     ModelNotAvailableError,
     QueryError,
 )
+from lookalike.models.base import Embedder
 from lookalike.models.loading import (
     CLIP_TEXT,
     ResolvedModel,
@@ -101,7 +102,7 @@ class _Tower:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     """Embedder over sentence-transformers models (see ``lookalike.models.base.Embedder``).
 
     ``image_model`` and ``text_model`` are Hugging Face names (short names such as
@@ -111,6 +112,7 @@ class SentenceTransformerEmbedder:
     """
 
     runtime = RUNTIME
+    preprocess: str
 
     def __init__(
         self,

@@ -42,9 +42,4 @@ def list_collections(settings: Settings) -> list[str]:
         return [p.name for p in entries if (p / DB_FILENAME).is_file()]
     from lookalike.store.elastic.store import ElasticStore
 
-    lister = getattr(ElasticStore, "list_collections", None)
-    if lister is None:
-        raise ConfigError(
-            f"listing collections is not supported by the store at {settings.store}", field="store"
-        )
-    return sorted(lister(settings))
+    return sorted(ElasticStore.list_collections(settings))

@@ -4,6 +4,10 @@ A store holds one named collection. It records the identity of the model whose
 vectors it holds (``ModelInfo``) on first use and refuses vectors from any other
 model with ``ModelMismatchError``. Scores are cosine similarities in [-1, 1].
 The contract is exercised by ``tests/store/test_contract.py`` on every backend.
+
+Optional abilities are declared here with defaults, never probed with
+``hasattr``: a backend that can do more (embed text queries in the cluster)
+overrides them. Subclass ``Store`` to inherit the defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from lookalike.errors import ConfigError
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
 
 __all__ = ["Store"]
@@ -89,3 +94,32 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # -- optional abilities, with defaults -------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """Where the collection lives (a folder, a cluster and index), for messages."""
+        return self.collection
+
+    @property
+    def embeds_text(self) -> bool:
+        """Whether ``knn_text`` embeds text queries in the store itself."""
+        return False
+
+    def knn_text(
+        self,
+        text: str,
+        k: int,
+        *,
+        offset: int = 0,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[Hit]:
+        """Like ``knn``, with the query vector embedded by the store from ``text``."""
+        raise ConfigError(
+            f"the store of collection {self.collection!r} cannot embed text queries itself; "
+            "embed them locally (unset es_text_model)",
+            field="es_text_model",
+        )

@@ -193,8 +193,8 @@ class Connection:
 
     def _translate_api(self, exc: Any, action: str) -> LookalikeError:
         err = self._translate_api_inner(exc, action)
-        err.es_type = error_type(exc.body)[0]  # type: ignore[attr-defined]
-        err.es_status = int(exc.meta.status)  # type: ignore[attr-defined]
+        err.server_type = error_type(exc.body)[0]
+        err.server_status = int(exc.meta.status)
         return err
 
     def _translate_api_inner(self, exc: Any, action: str) -> LookalikeError:

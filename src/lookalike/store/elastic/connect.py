@@ -146,7 +146,7 @@ def connect(
     try:
         info = conn.call("connecting", client.info, retries=1)
     except LookalikeError as exc:
-        if getattr(exc, "es_status", 0) == 403:
+        if exc.server_status == 403:
             # GET / needs the cluster privilege 'monitor'. Without it, assume the oldest
             # server this client major can talk to (features are enabled conservatively).
             return conn, _guess_version(es)

@@ -112,7 +112,7 @@ class IndexHandle:
                 aliases=body["aliases"],
             )
         except StoreError as exc:
-            cause = getattr(exc, "es_type", "")
+            cause = exc.server_type
             if cause == "resource_already_exists_exception":
                 return  # another process was first; the caller reads the mapping again
             if cause == "invalid_alias_name_exception":

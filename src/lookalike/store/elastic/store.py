@@ -26,6 +26,7 @@ import numpy as np
 from lookalike.config import Settings
 from lookalike.errors import ConfigError, ModelError, ModelMismatchError, QueryError, StoreError
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.store.base import Store
 from lookalike.store.checks import MAX_WINDOW, check_window, unit_query_vector
 from lookalike.store.elastic.client import BulkOp, BulkStoreError, as_dict
 from lookalike.store.elastic.connect import connect
@@ -51,7 +52,7 @@ _MGET_CHUNK = 1000
 _HASH_CHUNK = 500
 
 
-class ElasticStore:
+class ElasticStore(Store):
     """A collection kept in Elasticsearch. Build it with ``ElasticStore.from_settings``."""
 
     backend = "elasticsearch"
@@ -266,7 +267,7 @@ class ElasticStore:
         try:
             return self._run(plan)
         except StoreError as exc:
-            if getattr(exc, "es_type", "") in ("resource_not_found_exception", "status_exception"):
+            if exc.server_type in ("resource_not_found_exception", "status_exception"):
                 raise ModelError(
                     f"the cluster at {self._where} cannot embed text with {self.text_model!r} "
                     f"({exc}). Import and start the model with eland (eland_import_hub_model "
@@ -414,6 +415,10 @@ class ElasticStore:
                 return
             self._closed = True
         self._index.conn.close()
+
+    @property
+    def embeds_text(self) -> bool:
+        return bool(self.text_model)
 
     @property
     def location(self) -> str:

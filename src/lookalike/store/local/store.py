@@ -32,6 +32,7 @@ from lookalike.errors import (
     StoreUnavailableError,
 )
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.store.base import Store
 from lookalike.store.checks import check_window, unit_query_vector
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
 from lookalike.store.local.knn import LocalKnn
@@ -56,7 +57,7 @@ THUMBS_DIR = "thumbs"
 _WITH_VECTORS = "documents d JOIN vectors v ON v.key = d.key"
 
 
-class LocalStore:
+class LocalStore(Store):
     """A local collection in ``folder`` (created if missing). Thread- and process-safe.
 
     ``exact_threshold``: below this many documents the whole collection is searched
@@ -408,6 +409,10 @@ class LocalStore:
                 "schema_version": self._db.schema_version,
             },
         )
+
+    @property
+    def location(self) -> str:
+        return str(self.folder)
 
     def close(self) -> None:
         if self._db.closed:
