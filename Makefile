@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SAMPLES ?= data/samples
 
-.PHONY: setup browser demo serve test check lint bench
+.PHONY: setup browser demo serve test fast check lint bench
 
 setup: $(VENV)/.installed
 
@@ -33,12 +33,17 @@ serve: setup
 test: setup browser
 	$(PY) -m pytest
 
-lint: setup
+# the everyday lane: no subprocess, kill or browser tests (the full suite runs in CI)
+fast: setup
+	$(PY) -m pytest -m "not slow and not browser"
+
+# lint, format and types (mypy --strict on src/); CI runs it before the tests
+check: setup
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
-check: lint test
+lint: check
 
 bench: setup
 	$(PY) bench/ingest.py

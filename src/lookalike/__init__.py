@@ -50,36 +50,7 @@ _EXPORTS = {
     },
 }
 
-__all__ = [
-    "Collection",
-    "CollectionNotFound",
-    "ConfigError",
-    "CorruptImageError",
-    "FileGoneError",
-    "Filters",
-    "Hit",
-    "ImageError",
-    "ImageTooLargeError",
-    "IndexReport",
-    "Indexer",
-    "LookalikeError",
-    "ModelError",
-    "ModelInfo",
-    "ModelMismatchError",
-    "ModelNotAvailableError",
-    "NotFoundError",
-    "Query",
-    "QueryError",
-    "Record",
-    "Searcher",
-    "Settings",
-    "SizingReport",
-    "StoreError",
-    "StoreUnavailableError",
-    "UnsupportedImageError",
-    "open_collection",
-    "sizing_report",
-]
+__all__ = sorted(_EXPORTS)  # one list: the lazy export table (typed re-exports below)
 
 
 def __getattr__(name: str) -> Any:
@@ -96,26 +67,45 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from lookalike.collection import Collection, open_collection
-    from lookalike.config import Settings
-    from lookalike.errors import (
-        CollectionNotFound,
-        ConfigError,
-        CorruptImageError,
-        FileGoneError,
-        ImageError,
-        ImageTooLargeError,
-        LookalikeError,
-        ModelError,
-        ModelMismatchError,
-        ModelNotAvailableError,
-        NotFoundError,
-        QueryError,
-        StoreError,
-        StoreUnavailableError,
-        UnsupportedImageError,
+    from lookalike.collection import (
+        Collection as Collection,
+        open_collection as open_collection,
     )
-    from lookalike.indexer import Indexer, IndexReport
-    from lookalike.records import Filters, Hit, ModelInfo, Record
-    from lookalike.search import Query, Searcher
-    from lookalike.sizing import SizingReport, sizing_report
+    from lookalike.config import (
+        Settings as Settings,
+    )
+    from lookalike.errors import (
+        CollectionNotFound as CollectionNotFound,
+        ConfigError as ConfigError,
+        CorruptImageError as CorruptImageError,
+        FileGoneError as FileGoneError,
+        ImageError as ImageError,
+        ImageTooLargeError as ImageTooLargeError,
+        LookalikeError as LookalikeError,
+        ModelError as ModelError,
+        ModelMismatchError as ModelMismatchError,
+        ModelNotAvailableError as ModelNotAvailableError,
+        NotFoundError as NotFoundError,
+        QueryError as QueryError,
+        StoreError as StoreError,
+        StoreUnavailableError as StoreUnavailableError,
+        UnsupportedImageError as UnsupportedImageError,
+    )
+    from lookalike.indexer import (
+        Indexer as Indexer,
+        IndexReport as IndexReport,
+    )
+    from lookalike.records import (
+        Filters as Filters,
+        Hit as Hit,
+        ModelInfo as ModelInfo,
+        Record as Record,
+    )
+    from lookalike.search import (
+        Query as Query,
+        Searcher as Searcher,
+    )
+    from lookalike.sizing import (
+        SizingReport as SizingReport,
+        sizing_report as sizing_report,
+    )

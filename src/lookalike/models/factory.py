@@ -23,8 +23,7 @@ from collections.abc import Callable
 from lookalike.config import Settings
 from lookalike.errors import ConfigError, ModelError, ModelNotAvailableError
 from lookalike.models.base import Embedder, ModelStatus
-from lookalike.models.fast_torch import RUNTIME as FAST_RUNTIME
-from lookalike.models.fast_torch import FastTorchEmbedder
+from lookalike.models.fast_torch import RUNTIME as FAST_RUNTIME, FastTorchEmbedder
 from lookalike.models.loading import (
     ResolvedModel,
     canonical_name,
@@ -33,8 +32,11 @@ from lookalike.models.loading import (
     model_id_for,
     resolve_model,
 )
-from lookalike.models.sentence import RUNTIME as ST_RUNTIME
-from lookalike.models.sentence import SentenceTransformerEmbedder, uses_clip_text
+from lookalike.models.sentence import (
+    RUNTIME as ST_RUNTIME,
+    SentenceTransformerEmbedder,
+    uses_clip_text,
+)
 
 __all__ = ["ONNX_FOLDER", "RUNTIMES", "create_embedder", "model_statuses", "runtime_name"]
 

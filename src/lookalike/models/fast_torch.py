@@ -111,7 +111,8 @@ class _Vision:
         pixels = self.pixels(images).to(self.dtype)
         with torch.inference_mode():
             pooled = self.vision(pixel_values=pixels).pooler_output
-            return self.projection(pooled).float().numpy()
+            out: np.ndarray = self.projection(pooled).float().numpy()
+        return out
 
 
 def _check_images() -> list[Image.Image]:

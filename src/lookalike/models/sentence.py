@@ -401,7 +401,8 @@ def _ready_image(img: Any) -> Image.Image:
         else:
             top = (height - keep) // 2
             img = img.crop((0, top, width, top + keep))
-    return img
+    cropped: Image.Image = img
+    return cropped
 
 
 def _clean_text(text: Any, max_chars: int) -> str:
@@ -410,7 +411,8 @@ def _clean_text(text: Any, max_chars: int) -> str:
         raise QueryError(f"expected a string, got {type(text).__name__}", field="text")
     text = " ".join(text[: max_chars * 4].split())[:max_chars]
     # Lone surrogates cannot cross into the Rust tokenizer.
-    return text.encode("utf-8", errors="replace").decode("utf-8")
+    cleaned: str = text.encode("utf-8", errors="replace").decode("utf-8")
+    return cleaned
 
 
 def _normalise(out: np.ndarray, n: int, dim: int, name: str) -> np.ndarray:

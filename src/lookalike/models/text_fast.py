@@ -72,7 +72,8 @@ class TextRunner:
 
         batch = self.tokens(texts)
         with torch.inference_mode():
-            return self.encode(dict(batch)).float().numpy()
+            out: np.ndarray = self.encode(dict(batch)).float().numpy()
+        return out
 
 
 def clip_text(clip: Any) -> Callable[[dict[str, Any]], Any]:
