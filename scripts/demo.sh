@@ -39,6 +39,12 @@ first=$(find "$SAMPLES" -type f -name '*recycle*' | sort | head -n 1)
 echo "== 6. sizing"
 "$LA" stats --collection "$COLLECTION"
 
+echo "== 7. search quality on the samples' labelled queries (its folders are the labels)"
+if [ "$COLLECTION" = samples-random ]; then
+  echo "!! random-weight models: these figures are chance level, not a measure of lookalike"
+fi
+"$LA" eval --collection "$COLLECTION" scripts/samples-labels.yaml --root "$SAMPLES"
+
 # remember the choices for `make serve`
 {
   echo "LOOKALIKE_HOME=$LOOKALIKE_HOME"
