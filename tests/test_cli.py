@@ -148,6 +148,7 @@ def test_index_without_weights_fails_before_work(
     assert "clip-ViT-B-32" in err and "LOOKALIKE_MODEL" in err
 
 
+@pytest.mark.slow
 def test_real_subprocess_round_trip(indexed: list[Path], env: Settings) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lookalike", "search", "recycling", "-k", "2", "--json"],

@@ -17,6 +17,8 @@ from lookalike.config import Settings
 from lookalike.core_split import CoreSplit, Split, plan, usable_cores
 from lookalike.decode_pool import DecodePool
 
+pytestmark = pytest.mark.slow  # decode worker processes, killed workers
+
 MAX_PIXELS = 64_000_000
 
 

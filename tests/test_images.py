@@ -210,6 +210,7 @@ def test_pillow_guard_is_never_switched_off(
         clip_ready(image_zoo["png"], max_pixels=BUDGET)
 
 
+@pytest.mark.slow
 def test_decoding_huge_files_keeps_memory_bounded(image_zoo: dict[str, Path]) -> None:
     """Peak RSS of a fresh process decoding the 16000x16000 JPEG and refusing the PNG bomb."""
     script = textwrap.dedent(

@@ -37,6 +37,8 @@ from lookalike.models.onnx_cache import ExportCache
 from lookalike.models.sentence import SentenceTransformerEmbedder
 from lookalike.models.testing import build_random_clip
 
+pytestmark = pytest.mark.slow  # ONNX exports of every model variant, racing processes
+
 BAR = {"fp32": 0.9999, "int8": 0.999}
 INT8 = onnx_text.FILES["int8"]
 FP32 = onnx_text.FILES["fp32"]

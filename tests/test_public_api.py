@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import lookalike
 
 
@@ -14,6 +16,7 @@ def test_all_names_resolve() -> None:
         assert getattr(lookalike, name) is not None
 
 
+@pytest.mark.slow
 def test_import_and_help_do_not_load_torch() -> None:
     code = "import sys, lookalike, lookalike.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -22,6 +22,8 @@ from lookalike.models.cpu import CpuFeatures, choose_precision, cpu_features
 from lookalike.models.fast_torch import FastTorchEmbedder
 from lookalike.models.sentence import SentenceTransformerEmbedder
 
+pytestmark = pytest.mark.slow  # fast runtimes against the reference over hundreds of images
+
 AMX = CpuFeatures(frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}), "x86_64")
 AVX512_BF16 = CpuFeatures(frozenset({"avx512f", "avx512_bf16"}), "x86_64")
 PLAIN = CpuFeatures(frozenset({"avx2", "fma"}), "x86_64")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
 from lookalike.collection import Collection
@@ -21,6 +22,8 @@ from lookalike.search import Searcher
 from lookalike.web import create_app
 from web.helpers import app_client, write_images
 from web.live import LiveServer, ServeProcess, free_port
+
+pytestmark = pytest.mark.slow  # a real server on loopback, subprocesses and kill -9
 
 
 def png_bytes(path: str) -> bytes:

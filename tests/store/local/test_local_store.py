@@ -218,6 +218,7 @@ def test_searcher_sees_another_process_writes_without_reopening(
         searcher.close()
 
 
+@pytest.mark.slow
 def test_two_writer_processes_at_once_lose_nothing(tmp_path: Path, model_info: ModelInfo) -> None:
     folder = tmp_path / "c"
     cfgs = [child_cfg(folder, model_info, threshold=20_000, merge_min=0, flush=False)]
@@ -240,6 +241,7 @@ def test_two_writer_processes_at_once_lose_nothing(tmp_path: Path, model_info: M
     store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("acks", "flush"), [(2, True), (6, True), (11, True), (8, False)], ids=str)
 def test_kill_9_mid_write_loses_nothing_committed(
     tmp_path: Path, model_info: ModelInfo, acks: int, flush: bool
