@@ -40,8 +40,15 @@ from lookalike.store.elastic.documents import (
 from lookalike.store.elastic.filters import filters_query
 from lookalike.store.elastic.index import IndexHandle, collection_names
 from lookalike.store.elastic.mapping import FIELDS_META, FIELDS_STATE, MAX_WINDOW, IndexOptions
-from lookalike.store.elastic.search import KnnPlan, check_window, plan_knn, read_hits
-from lookalike.store.elastic.stats import build_stats, project_ram
+from lookalike.store.elastic.search import (
+    RESCORE_MODES,
+    KnnPlan,
+    check_window,
+    plan_knn,
+    read_hits,
+    rescoring,
+)
+from lookalike.store.elastic.stats import build_stats, previews, project_ram, sizing
 
 __all__ = ["ElasticStore", "project_ram"]
 
@@ -63,6 +70,7 @@ class ElasticStore:
         options: IndexOptions | None = None,
         num_candidates: int = 100,
         text_model: str = "",
+        rescore: str = "auto",
     ) -> None:
         self.collection = index.collection
         self.alias = index.alias
@@ -71,6 +79,7 @@ class ElasticStore:
         self.options = options or IndexOptions()
         self.num_candidates = num_candidates
         self.text_model = text_model
+        self.rescore = rescore
         self._index = index
         self._lock = threading.Lock()
         self._model: ModelInfo | None = None
@@ -96,6 +105,15 @@ class ElasticStore:
             raise ConfigError(
                 f"es_num_candidates can be at most {MAX_WINDOW}", field="es_num_candidates"
             )
+        rescore = settings.es_rescore.strip().lower()
+        if rescore not in RESCORE_MODES:
+            raise ConfigError(
+                f"es_rescore {settings.es_rescore!r} is not one of {', '.join(RESCORE_MODES)}: "
+                "auto re-scores in the cluster where that is GA (9.1+) and here before; cluster "
+                "uses knn.rescore_vector from 8.18 (a technical preview on 8.18-9.0); local "
+                "always re-scores here",
+                field="es_rescore",
+            )
         conn, version = connect(settings, client_options=client_options, sleep=sleep)
         return cls(
             IndexHandle(conn, settings.collection),
@@ -103,6 +121,7 @@ class ElasticStore:
             options=options,
             num_candidates=settings.es_num_candidates,
             text_model=settings.es_text_model.strip(),
+            rescore=rescore,
         )
 
     @classmethod
@@ -135,7 +154,8 @@ class ElasticStore:
                 self._load()
             if self._model is None:
                 self.options.check_server(self.server_version)
-                self._index.create(model, self.options)
+                self.options.check_dims(model.dim)
+                self._index.create(model, self.options, self.server_version)
                 self._load()
             current = self._model
         if current is None:
@@ -245,7 +265,9 @@ class ElasticStore:
     ) -> list[Hit]:
         """Like ``knn``, but the cluster embeds ``text`` with the model deployed as
         ``es_text_model`` (``query_vector_builder.text_embedding``); nothing is embedded
-        locally. On 8.14-8.17 with a quantized index the scores are the quantized ones."""
+        locally. With a quantized index and no re-scoring in the cluster (8.14-8.17; 8.18-9.0
+        unless es_rescore = cluster) the scores are the quantized ones: no query vector comes
+        back to re-score with here."""
         if not self.text_model:
             raise ConfigError(
                 "knn_text needs es_text_model: the id of a text embedding model deployed in "
@@ -279,9 +301,6 @@ class ElasticStore:
         exclude_ids: Sequence[str],
         **query: Any,
     ) -> KnnPlan:
-        # The index's own options count: they outlive later changes of the settings.
-        vector = (self._mapping.get("properties") or {}).get("vector") or {}
-        index_type = str((vector.get("index_options") or {}).get("type", self.options.type))
         return plan_knn(
             k=k,
             offset=offset,
@@ -289,10 +308,16 @@ class ElasticStore:
             min_score=min_score,
             exclude_ids=exclude_ids,
             num_candidates=self.num_candidates,
-            index_type=index_type,
+            index_type=self._index_type(),
             server_version=self.server_version,
+            rescore=self.rescore,
             **query,
         )
+
+    def _index_type(self) -> str:
+        # The index's own options count: they outlive later changes of the settings.
+        vector = (self._mapping.get("properties") or {}).get("vector") or {}
+        return str((vector.get("index_options") or {}).get("type", self.options.type))
 
     def _run(self, plan: KnnPlan) -> list[Hit]:
         self._refresh_if_dirty()
@@ -390,6 +415,19 @@ class ElasticStore:
         self._refresh_if_dirty()
         facts = self._index.size_facts()
         usage = self._index.disk_usage(facts["docs"], facts["store"], model.dim)
+        index_type = self._index_type()
+        who = rescoring(index_type, self.server_version, self.rescore)
+        meta = (self._mapping.get("_meta") or {}).get("lookalike") or {}
+        layout = str(meta.get("vector_out_of_source") or "_source.excludes")
+        details["rescoring"] = who
+        details["technical_previews"] = previews(index_type, self.server_version, who)
+        details["sizing"] = sizing(layout, usage, facts["store"], facts["docs"], model.dim)
+        expected = details["sizing"]["expected_bytes_per_dimension"]
+        details["notes"] = [
+            *details["technical_previews"],
+            f"expected about {expected['fresh']} bytes/dimension fresh and "
+            f"{expected['steady_state']} in steady state for {expected['applies_to']}",
+        ]
         return build_stats(self.collection, model, facts, self._mapping, usage, details)
 
     # -- lifecycle ------------------------------------------------------------------------------
