@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.errors import QueryError
+from lookalike.errors import ConfigError, QueryError
 from lookalike.records import Filters, Hit
 from lookalike.store.elastic.documents import decode_record
 from lookalike.store.elastic.filters import filters_query, score_to_cosine
@@ -49,6 +49,7 @@ __all__ = [
     "knn_depth",
     "plan_knn",
     "read_hits",
+    "rescore_mode",
     "rescoring",
 ]
 
@@ -62,6 +63,20 @@ def check_window(k: int, offset: int) -> None:
         raise QueryError("k must be at least 1 and offset at least 0", field="k")
     if offset + k > MAX_WINDOW:
         raise QueryError(f"offset + k can be at most {MAX_WINDOW} on Elasticsearch", field="offset")
+
+
+def rescore_mode(value: str) -> str:
+    """The es_rescore setting, checked (before anything connects)."""
+    mode = value.strip().lower()
+    if mode not in RESCORE_MODES:
+        raise ConfigError(
+            f"es_rescore {value!r} is not one of {', '.join(RESCORE_MODES)}: auto re-scores in "
+            "the cluster where that is GA (9.1+) and here before; cluster uses "
+            "knn.rescore_vector from 8.18 (a technical preview on 8.18-9.0); local always "
+            "re-scores here",
+            field="es_rescore",
+        )
+    return mode
 
 
 def rescoring(index_type: str, server_version: tuple[int, int, int], mode: str = "auto") -> str:

@@ -32,8 +32,10 @@ __all__ = [
     "EXPECTED_BYTES_PER_DIMENSION",
     "PROJECTION_SIZES",
     "build_stats",
+    "describe",
     "previews",
     "sizing",
+    "sizing_details",
     "disk_usage_details",
     "primaries",
     "project_ram",
@@ -133,6 +135,32 @@ def sizing(
             docs * dims
         )
     return out
+
+
+def describe(index_type: str, version: tuple[int, int, int], rescoring: str) -> dict[str, Any]:
+    """Who re-scores and which technical previews the collection uses, for ``stats``."""
+    return {"rescoring": rescoring, "technical_previews": previews(index_type, version, rescoring)}
+
+
+def sizing_details(
+    mapping: Mapping[str, Any],
+    usage: Mapping[str, Any],
+    facts: Mapping[str, int],
+    dims: int,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``sizing`` for the index's layout (from its ``_meta``), and the notes that
+    ``lookalike stats`` prints: the previews in use and the expected sizes."""
+    meta = (mapping.get("_meta") or {}).get("lookalike") or {}
+    layout = str(meta.get("vector_out_of_source") or EXCLUDES_LAYOUT)
+    found = sizing(layout, usage, facts["store"], facts["docs"], dims)
+    expected = found["expected_bytes_per_dimension"]
+    notes = [
+        *details.get("technical_previews", ()),
+        f"expected about {expected['fresh']} bytes/dimension fresh and "
+        f"{expected['steady_state']} in steady state for {expected['applies_to']}",
+    ]
+    return {"sizing": found, "notes": notes}
 
 
 def previews(index_type: str, version: tuple[int, int, int], rescoring: str) -> list[str]:

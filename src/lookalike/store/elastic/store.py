@@ -41,14 +41,14 @@ from lookalike.store.elastic.filters import filters_query
 from lookalike.store.elastic.index import IndexHandle, collection_names
 from lookalike.store.elastic.mapping import FIELDS_META, FIELDS_STATE, MAX_WINDOW, IndexOptions
 from lookalike.store.elastic.search import (
-    RESCORE_MODES,
     KnnPlan,
     check_window,
     plan_knn,
     read_hits,
+    rescore_mode,
     rescoring,
 )
-from lookalike.store.elastic.stats import build_stats, previews, project_ram, sizing
+from lookalike.store.elastic.stats import build_stats, describe, project_ram, sizing_details
 
 __all__ = ["ElasticStore", "project_ram"]
 
@@ -105,15 +105,7 @@ class ElasticStore:
             raise ConfigError(
                 f"es_num_candidates can be at most {MAX_WINDOW}", field="es_num_candidates"
             )
-        rescore = settings.es_rescore.strip().lower()
-        if rescore not in RESCORE_MODES:
-            raise ConfigError(
-                f"es_rescore {settings.es_rescore!r} is not one of {', '.join(RESCORE_MODES)}: "
-                "auto re-scores in the cluster where that is GA (9.1+) and here before; cluster "
-                "uses knn.rescore_vector from 8.18 (a technical preview on 8.18-9.0); local "
-                "always re-scores here",
-                field="es_rescore",
-            )
+        rescore = rescore_mode(settings.es_rescore)
         conn, version = connect(settings, client_options=client_options, sleep=sleep)
         return cls(
             IndexHandle(conn, settings.collection),
@@ -417,17 +409,8 @@ class ElasticStore:
         usage = self._index.disk_usage(facts["docs"], facts["store"], model.dim)
         index_type = self._index_type()
         who = rescoring(index_type, self.server_version, self.rescore)
-        meta = (self._mapping.get("_meta") or {}).get("lookalike") or {}
-        layout = str(meta.get("vector_out_of_source") or "_source.excludes")
-        details["rescoring"] = who
-        details["technical_previews"] = previews(index_type, self.server_version, who)
-        details["sizing"] = sizing(layout, usage, facts["store"], facts["docs"], model.dim)
-        expected = details["sizing"]["expected_bytes_per_dimension"]
-        details["notes"] = [
-            *details["technical_previews"],
-            f"expected about {expected['fresh']} bytes/dimension fresh and "
-            f"{expected['steady_state']} in steady state for {expected['applies_to']}",
-        ]
+        details.update(describe(index_type, self.server_version, who))
+        details.update(sizing_details(self._mapping, usage, facts, model.dim, details))
         return build_stats(self.collection, model, facts, self._mapping, usage, details)
 
     # -- lifecycle ------------------------------------------------------------------------------
