@@ -357,7 +357,10 @@ def test_pages_of_ten_walk_one_big_query_exactly_once(
     """Thirty pages of ten give every document once, in the order of one 300-hit query.
 
     On Elasticsearch with a quantized index this holds because the re-scored pool does
-    not depend on the page (the backend sends a page-independent ``knn.k``)."""
+    not depend on the page: ``knn.k`` comes from a depth rung, not from offset + k. The
+    walk crosses the first rung (50 hits for int8 with the default num_candidates 100)
+    into the next, which holds the whole 300; the pages before it come from the same
+    ranking as long as HNSW at num_candidates 100 finds the true top 50 of 300 documents."""
     store, records = filled
     for seed in (0, 7):
         q = query(seed)
