@@ -1,3 +1,5 @@
+import pytest
+
 from lookalike.records import ModelInfo, StoreStats
 from lookalike.sizing import human_bytes, sizing_report
 
@@ -32,3 +34,15 @@ def test_estimate_when_too_small_to_measure() -> None:
 def test_human_bytes() -> None:
     assert human_bytes(512) == "512 B"
     assert human_bytes(1536) == "1.5 KiB"
+
+
+def test_printed_report_carries_the_backends_notes(capsys: pytest.CaptureFixture[str]) -> None:
+    from lookalike.cli.output import print_sizing
+
+    details = {"notes": ["index_options bbq_hnsw is a technical preview before 9.0"]}
+    stats = StoreStats("elasticsearch", "c", 10, 512, 1, 40_000, details=details)
+    print_sizing(sizing_report(stats))
+    out = capsys.readouterr().out
+    assert "note: index_options bbq_hnsw is a technical preview before 9.0" in out
+    print_sizing(sizing_report(StoreStats("local", "c", 10, 512, 1, 40_000)))
+    assert "note:" not in capsys.readouterr().out  # a backend without notes prints none

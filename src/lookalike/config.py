@@ -76,6 +76,8 @@ class Settings:
     es_ef_construction: int = 100
     es_num_candidates: int = 100
     es_text_model: str = ""
+    # who re-scores quantized candidates: auto (GA features only), cluster, local
+    es_rescore: str = "auto"
 
     def __post_init__(self) -> None:
         if not _COLLECTION_RE.match(self.collection):

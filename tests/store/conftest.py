@@ -4,6 +4,11 @@
 exact path, and the HNSW path with its size threshold forced to 0) and against
 Elasticsearch when LOOKALIKE_TEST_ES_URL names a live cluster (nothing here can
 start one, so it is skipped otherwise).
+
+The live matrix (.github/workflows/elasticsearch.yml) also sets
+LOOKALIKE_TEST_DIM (the vectors' dimension, 24 by default; ``bbq_hnsw`` needs more
+than 64) and LOOKALIKE_TEST_ES_INDEX_OPTIONS (``es_index_options`` of the indexes the
+suite creates) and LOOKALIKE_TEST_ES_RESCORE (``es_rescore``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from lookalike.config import Settings
 from lookalike.records import ModelInfo, Record
 from lookalike.store import IndexParams, LocalStore, Store
 
-DIM = 24
+DIM = int(os.environ.get("LOOKALIKE_TEST_DIM") or 24)
+ES_INDEX_OPTIONS = os.environ.get("LOOKALIKE_TEST_ES_INDEX_OPTIONS") or "int8_hnsw"
+ES_RESCORE = os.environ.get("LOOKALIKE_TEST_ES_RESCORE") or "auto"
 MODEL = ModelInfo(model_id="test/tiny-clip", dim=DIM, preprocess="clip-224-v1")
 
 #: folders chosen to catch prefix bugs: a sibling sharing a prefix (a/b vs a/bc), LIKE
@@ -121,7 +128,13 @@ def _elastic_opener(url: str, home: Path) -> Callable[[str], Store]:
     def open_elastic(name: str) -> Store:
         from lookalike.store.elastic.store import ElasticStore
 
-        settings = Settings(store=url, collection=f"{prefix}-{name}", home=home)
+        settings = Settings(
+            store=url,
+            collection=f"{prefix}-{name}",
+            home=home,
+            es_index_options=ES_INDEX_OPTIONS,
+            es_rescore=ES_RESCORE,
+        )
         store: Store = ElasticStore.from_settings(settings)
         return store
 

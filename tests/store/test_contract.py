@@ -9,6 +9,7 @@ they return must be the true cosine.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -23,7 +24,10 @@ from lookalike.store import Store
 Records = Callable[..., list[Record]]
 
 
-def query(seed: int, dim: int = 24) -> np.ndarray:
+DIM = int(os.environ.get("LOOKALIKE_TEST_DIM") or 24)  # as in conftest.py
+
+
+def query(seed: int, dim: int = DIM) -> np.ndarray:
     v = np.random.default_rng(10_000 + seed).standard_normal(dim).astype(np.float32)
     return v / np.linalg.norm(v)
 
@@ -388,3 +392,22 @@ def test_every_backend_refuses_a_query_vector_of_another_model(
     store, _ = filled
     with pytest.raises(ModelMismatchError, match="24-d vectors"):
         store.knn(query(1, dim=12), 5)
+
+
+def test_pages_of_ten_walk_one_big_query_exactly_once(
+    filled: tuple[Store, list[Record]],
+) -> None:
+    """Thirty pages of ten give every document once, in the order of one 300-hit query.
+
+    On Elasticsearch with a quantized index this holds because the re-scored pool does
+    not depend on the page: ``knn.k`` comes from a depth rung, not from offset + k. The
+    walk crosses the first rung (50 hits for int8 with the default num_candidates 100)
+    into the next, which holds the whole 300; the pages before it come from the same
+    ranking as long as HNSW at num_candidates 100 finds the true top 50 of 300 documents."""
+    store, records = filled
+    for seed in (0, 7):
+        q = query(seed)
+        whole = [h.id for h in store.knn(q, 300)]
+        assert len(whole) == len(set(whole)) >= 285
+        paged = [h.id for offset in range(0, 300, 10) for h in store.knn(q, 10, offset=offset)]
+        assert paged == whole

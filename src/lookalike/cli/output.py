@@ -97,6 +97,8 @@ def print_sizing(report: SizingReport) -> None:
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
     click.echo(f"({report.projection_basis})")
+    for note in report.details.get("notes") or ():  # what a backend wants a reader to know
+        click.echo(f"note: {note}")
 
 
 def print_models(statuses: list[ModelStatus]) -> None:

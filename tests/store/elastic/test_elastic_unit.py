@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import sys
 import urllib.parse
@@ -438,6 +439,7 @@ def test_bind_model_creates_the_index_with_the_exact_mapping(es: Harness) -> Non
                     "schema": 1,
                     "model": {"model_id": MODEL.model_id, "dim": 8, "preprocess": "clip-224-v1"},
                     "vector_copy": "vec: float32 little-endian, base64",
+                    "vector_out_of_source": "_source.excludes",
                 }
             },
             "_source": {"excludes": ["vector"]},
@@ -469,6 +471,42 @@ def test_bind_model_creates_the_index_with_the_exact_mapping(es: Harness) -> Non
     }
     store.bind_model(MODEL)  # already bound: no second create
     assert len(es.wire.requests("PUT", f"/{INDEX}")) == 1
+
+
+@pytest.mark.parametrize("version", ["9.2.0", "9.4.3"])
+def test_from_9_2_the_cluster_keeps_vectors_out_of_source_without_a_recovery_copy(
+    es: Harness, version: str
+) -> None:
+    # _source.excludes would make Elasticsearch keep the unfiltered document (the vector as
+    # JSON) as _recovery_source; index.mapping.exclude_source_vectors needs no such copy.
+    es.wire.on("GET", "/", (200, info(version)))
+    es.wire.on("GET", f"/{ALIAS}/_mapping", NOT_FOUND, mapping_answer())
+    es.wire.on("PUT", f"/{INDEX}", (200, {"acknowledged": True, "index": INDEX}))
+    es.open().bind_model(MODEL)
+    body = es.wire.one("PUT", f"/{INDEX}").json
+    assert body["settings"] == {
+        "index": {"codec": "best_compression", "mapping": {"exclude_source_vectors": True}}
+    }
+    assert "_source" not in body["mappings"]
+    meta = body["mappings"]["_meta"]["lookalike"]
+    assert meta["vector_out_of_source"] == "index.mapping.exclude_source_vectors"
+    assert "vec" in body["mappings"]["properties"]  # get and copy still read the float32 copy
+
+
+@pytest.mark.parametrize(
+    ("index_options", "dims", "needs"),
+    [("bbq_hnsw", 48, "at least 64 dimensions"), ("int4_hnsw", 97, "even number")],
+)
+def test_index_options_that_do_not_fit_the_model_fail_before_creating(
+    es: Harness, index_options: str, dims: int, needs: str
+) -> None:
+    es.wire.on("GET", "/", (200, info("9.1.0")))
+    es.wire.on("GET", f"/{ALIAS}/_mapping", NOT_FOUND)
+    store = es.open(es_index_options=index_options)
+    with pytest.raises(ConfigError, match=needs) as exc_info:
+        store.bind_model(ModelInfo("m", dims, "clip-224-v1"))
+    assert exc_info.value.field == "es_index_options"
+    assert es.wire.requests("PUT", f"/{INDEX}") == []
 
 
 def test_bind_model_refuses_another_model(es: Harness) -> None:
@@ -564,6 +602,42 @@ def test_bulk_batches_are_bounded(es: Harness) -> None:
     later = es.wire.requests("PUT", "/_bulk")[3:]
     assert len(later) > 1 and all(len(s.raw or b"") < 1_500 for s in later)
     assert sum(len(s.ndjson) // 2 for s in later) == 5
+
+
+def test_the_bulk_byte_budget_counts_utf8_bytes_not_characters(es: Harness) -> None:
+    store = es.bound()
+    es.wire.on("PUT", "/_bulk", BULK_OK)
+    store._index.conn.bulk_max_bytes = 4_000
+    # 300 three-byte characters per path: a character count would see a third of the bytes
+    records = [rec(i, path=f"/photos/{'日' * 300}{i}.jpg") for i in range(6)]
+    store.upsert(records)
+    sent = es.wire.requests("PUT", "/_bulk")
+    assert len(sent) > 1 and sum(len(s.ndjson) // 2 for s in sent) == 6
+    assert all(len(s.raw or b"") <= 4_000 for s in sent)
+    chars = sum(len(line) + 1 for s in sent for line in (s.raw or b"").decode().splitlines())
+    assert sum(len(s.raw or b"") for s in sent) > chars + 2 * 6 * 300  # really multi-byte
+
+
+def test_one_retry_budget_per_bulk_request(es: Harness) -> None:
+    # A refused request and refused documents spend the same budget: 6 attempts in all,
+    # where a per-item retry loop around a per-request one could send 36.
+    store = es.bound()
+    throttled = {
+        "errors": True,
+        "items": [{"index": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}}],
+    }
+    turns = iter(range(100))
+    es.wire.on(
+        "PUT",
+        "/_bulk",
+        lambda sent: (
+            error(503, "unavailable_shards_exception") if next(turns) % 2 else (200, throttled)
+        ),
+    )
+    with pytest.raises(StoreUnavailableError, match="after 5 retries"):
+        store.upsert([rec(1)])
+    assert len(es.wire.requests("PUT", "/_bulk")) == 6
+    assert backed_off(es.sleeps, [0.5, 1.0, 2.0, 4.0, 8.0])
 
 
 def test_throttled_items_are_retried_with_backoff(es: Harness) -> None:
@@ -786,7 +860,7 @@ def test_knn_sends_the_exact_search_body_and_converts_scores(es: Harness) -> Non
     assert body == {
         "knn": {
             "field": "vector",
-            "k": 15,
+            "k": 100,  # the depth rung, not offset + k: the same for every page up to 100
             "num_candidates": 100,
             "filter": {
                 "bool": {
@@ -824,21 +898,83 @@ def test_knn_sends_the_exact_search_body_and_converts_scores(es: Harness) -> Non
     assert hits[0].metadata["mtime"] == rec(1).mtime
 
 
-def test_quantized_indexes_rescore_with_float_vectors_on_8_18_and_later(es: Harness) -> None:
+#: (server, index_options, es_rescore) -> who re-scores: GA features only by default
+RESCORE_CASES = [
+    ("8.14.3", "int8_hnsw", "auto", "local"),
+    ("8.17.4", "int8_hnsw", "cluster", "local"),  # no rescore_vector before 8.18
+    ("8.18.2", "int8_hnsw", "auto", "local"),  # rescore_vector is a preview on 8.18-9.0
+    ("8.18.2", "int8_hnsw", "cluster", "cluster"),
+    ("9.0.3", "bbq_hnsw", "auto", "local"),
+    ("9.1.0", "bbq_hnsw", "auto", "cluster"),
+    ("9.4.3", "int4_hnsw", "auto", "cluster"),
+    ("9.4.3", "int4_hnsw", "local", "local"),
+    ("9.4.3", "hnsw", "cluster", "none"),
+]
+
+
+@pytest.mark.parametrize(("version", "index_type", "mode", "who"), RESCORE_CASES)
+def test_who_rescores_and_the_request_it_takes(
+    es: Harness, version: str, index_type: str, mode: str, who: str
+) -> None:
+    store = es.bound(version=version, index_type=index_type, es_rescore=mode)
+    es.wire.on("POST", f"/{ALIAS}/_search", (200, {"hits": {"hits": []}}))
+    store.knn(vec(1.0), 10, offset=20)
+    body = es.wire.one("POST", f"/{ALIAS}/_search").json
+    knn = body["knn"]
+    oversample = {"hnsw": 1, "int8_hnsw": 2.0, "int4_hnsw": 2.0, "bbq_hnsw": 3.0}[index_type]
+    if who == "cluster":
+        # each shard re-scores its top ceil(k x oversample) <= num_candidates: the whole list
+        assert knn["rescore_vector"] == {"oversample": oversample}
+        assert (knn["k"], knn["num_candidates"]) == (int(100 // oversample), 100)
+        assert (body["from"], body["size"]) == (20, 10)
+        assert "vec" not in body["_source"]
+    elif who == "local":
+        assert "rescore_vector" not in knn
+        assert (knn["k"], knn["num_candidates"]) == (100, 100)  # every candidate, with its vec
+        assert (body["from"], body["size"]) == (0, 100)
+        assert "vec" in body["_source"]
+    else:
+        assert "rescore_vector" not in knn and "vec" not in body["_source"]
+        assert (knn["k"], knn["num_candidates"]) == (100, 100)
+    assert "similarity" not in knn  # no min_score asked
+
+
+def test_pages_of_one_walk_send_the_same_knn_and_only_move_from(es: Harness) -> None:
+    store = es.bound(version="9.1.0", index_type="int8_hnsw")
+    es.wire.on("POST", f"/{ALIAS}/_search", (200, {"hits": {"hits": []}}))
+    for offset in range(0, 50, 10):
+        store.knn(vec(1.0), 10, offset=offset)
+    store.knn(vec(1.0), 50)  # the whole walk in one query
+    bodies = [s.json for s in es.wire.requests("POST", f"/{ALIAS}/_search")]
+    knns = [{k: v for k, v in b["knn"].items() if k != "query_vector"} for b in bodies]
+    assert all(k == knns[0] for k in knns)
+    assert knns[0]["k"] == 50 and knns[0]["num_candidates"] == 100
+    assert [(b["from"], b["size"]) for b in bodies] == [
+        (0, 10), (10, 10), (20, 10), (30, 10), (40, 10), (0, 50),
+    ]  # fmt: skip
+    store.knn(vec(1.0), 10, offset=50)  # past the first rung: the next one, 10x deeper
+    deeper = es.wire.requests("POST", f"/{ALIAS}/_search")[-1].json["knn"]
+    assert (deeper["k"], deeper["num_candidates"]) == (500, 1000)
+
+
+def test_a_min_score_on_quantized_scores_is_applied_after_rescoring(es: Harness) -> None:
     store = es.bound(version="9.1.0", index_type="bbq_hnsw")
     es.wire.on(
         "POST",
         f"/{ALIAS}/_search",
         (200, {"hits": {"hits": [hit(rec(1), 0.6), hit(rec(2), 0.55)]}}),
     )
-    hits = store.knn(vec(1.0), 50, min_score=0.15)
-    body = es.wire.one("POST", f"/{ALIAS}/_search").json
-    knn = body["knn"]
-    assert knn["rescore_vector"] == {"oversample": 3.0}  # of num_candidates, on each shard
-    assert (knn["k"], knn["num_candidates"]) == (50, 100)
+    hits = store.knn(vec(1.0), 20, min_score=0.15)
+    knn = es.wire.one("POST", f"/{ALIAS}/_search").json["knn"]
     assert "similarity" not in knn  # a quantized cut-off could drop a document just above it
-    assert "vec" not in body["_source"]
     assert [h.id for h in hits] == ["id01"]  # 0.55 -> cos 0.1, filtered here
+
+
+def test_an_unknown_rescore_mode_is_a_config_error(es: Harness) -> None:
+    with pytest.raises(ConfigError, match="technical preview") as exc_info:
+        es.open(es_rescore="sometimes")
+    assert exc_info.value.field == "es_rescore"
+    assert es.wire.sent == []  # refused before connecting
 
 
 def test_quantized_indexes_before_8_18_are_rescored_here(es: Harness) -> None:
@@ -851,7 +987,7 @@ def test_quantized_indexes_before_8_18_are_rescored_here(es: Harness) -> None:
     es.wire.on("POST", f"/{ALIAS}/_search", (200, {"hits": {"hits": answers}}))
     hits = store.knn(q, 2, offset=1, min_score=-0.5)
     body = es.wire.one("POST", f"/{ALIAS}/_search").json
-    # max(num_candidates, 2 x (offset + k)): the same candidates for every page
+    # every candidate of the depth rung: the same for every page of the walk
     assert (body["knn"]["k"], body["knn"]["num_candidates"]) == (100, 100)
     assert (body["from"], body["size"]) == (0, 100)
     assert "vec" in body["_source"] and "similarity" not in body["knn"]
@@ -1062,6 +1198,7 @@ def test_stats_come_from_the_clusters_own_apis(es: Harness) -> None:
             "fields": {
                 "vector": {"total_in_bytes": 2_580_000, "knn_vectors_in_bytes": 2_580_000},
                 "_source": {"total_in_bytes": 1_200_000},
+                "_recovery_source": {"total_in_bytes": 1_000_000},
                 "path": {"total_in_bytes": 100_000},
             },
         },
@@ -1087,10 +1224,22 @@ def test_stats_come_from_the_clusters_own_apis(es: Harness) -> None:
     assert d["disk_usage"]["field_bytes"] == {
         "vector": 2_580_000,
         "_source": 1_200_000,
+        "_recovery_source": 1_000_000,
         "path": 100_000,
     }
     assert d["disk_usage"]["vector_index_bytes_per_dimension"] == 2_580_000 / (1000 * 8)
-    assert es.wire.one("POST", f"/{ALIAS}/_disk_usage").params["run_expensive_tasks"] == "true"
+    # a statistics call must not force a Lucene commit: flush=false
+    assert es.wire.one("POST", f"/{ALIAS}/_disk_usage").params == {
+        "run_expensive_tasks": "true",
+        "flush": "false",
+    }
+    sizing = d["sizing"]
+    assert sizing["vector_out_of_source"] == "_source.excludes"
+    assert sizing["recovery_source_bytes"] == 1_000_000
+    assert sizing["bytes_per_dimension_without_recovery_source"] == 3_096_000 / (1000 * 8)
+    expected = sizing["expected_bytes_per_dimension"]
+    assert expected["fresh"] > expected["steady_state"] and "8.14-9.1" in expected["applies_to"]
+    assert (d["rescoring"], d["technical_previews"]) == ("cluster", [])
     agg = es.wire.one("POST", f"/{ALIAS}/_search").json
     assert agg["aggs"] == {"image_bytes": {"sum": {"field": "size"}}} and agg["size"] == 0
     store.stats()  # the disk usage analysis is cached while the index does not change
@@ -1108,7 +1257,41 @@ def test_stats_without_the_privilege_for_disk_usage(es: Harness) -> None:
     details = store.stats().details
     assert details["disk_usage"]["available"] is False
     assert "unauthorized" in details["disk_usage"]["reason"]
+    assert "privilege 'manage'" in details["disk_usage"]["reason"]
     assert details["bytes_per_document"] == 4096
+    assert "recovery_source_bytes" not in details["sizing"]  # not measured, not guessed
+
+
+def test_stats_of_a_9_2_index_expect_no_recovery_source_copy(es: Harness) -> None:
+    es.wire.on("GET", "/", (200, info("9.2.1")))
+    status, body = mapping_answer()
+    body[INDEX]["mappings"]["_meta"]["lookalike"]["vector_out_of_source"] = (
+        "index.mapping.exclude_source_vectors"
+    )
+    es.wire.on("GET", f"/{ALIAS}/_mapping", (status, body))
+    store = es.open()
+    stats_answers(es.wire, (200, {"_shards": {"total": 1}, INDEX: {"fields": {}}}))
+    expected = store.stats().details["sizing"]["expected_bytes_per_dimension"]
+    assert expected["fresh"] == expected["steady_state"] and "9.2+" in expected["applies_to"]
+
+
+@pytest.mark.parametrize(
+    ("version", "index_type", "mode", "named"),
+    [
+        ("8.18.2", "bbq_hnsw", "cluster", ["bbq_hnsw", "rescore_vector"]),
+        ("8.18.2", "bbq_hnsw", "auto", ["bbq_hnsw"]),
+        ("9.0.3", "int8_hnsw", "cluster", ["rescore_vector"]),
+        ("9.1.0", "bbq_hnsw", "auto", []),
+    ],
+)
+def test_stats_name_the_technical_previews_in_use(
+    es: Harness, version: str, index_type: str, mode: str, named: list[str]
+) -> None:
+    store = es.bound(version=version, index_type=index_type, es_rescore=mode)
+    stats_answers(es.wire, (200, {"_shards": {"total": 1}, INDEX: {"fields": {}}}))
+    found = store.stats().details["technical_previews"]
+    assert len(found) == len(named)
+    assert all(name in text for name, text in zip(named, found, strict=True))
 
 
 # -- dropping ---------------------------------------------------------------------------------
@@ -1195,3 +1378,29 @@ def test_copy_from_the_embedded_store_sends_every_vector_exactly(
     for r in records[1:]:
         stored = np.frombuffer(base64.b64decode(docs[r.id]["vec"]), dtype="<f4")
         assert np.array_equal(stored, unit(local[r.id]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("window", "num_candidates", "oversample", "depth"),
+    [
+        (1, 100, 1.0, (100, 100)),
+        (100, 100, 1.0, (100, 100)),
+        (101, 100, 1.0, (1000, 1000)),
+        (50, 100, 2.0, (50, 100)),
+        (51, 100, 2.0, (500, 1000)),
+        (34, 100, 3.0, (333, 1000)),
+        (501, 100, 2.0, (10_000, 10_000)),
+        (10_000, 100, 3.0, (10_000, 10_000)),
+        (10, 10_000, 2.0, (10_000, 10_000)),
+        (7, 3, 1.0, (30, 30)),
+    ],
+)
+def test_knn_depth_depends_on_the_rung_not_the_page(
+    window: int, num_candidates: int, oversample: float, depth: tuple[int, int]
+) -> None:
+    from lookalike.store.elastic.search import knn_depth
+
+    k, candidates = knn_depth(window, num_candidates, oversample)
+    assert (k, candidates) == depth
+    assert window <= k <= candidates or candidates == 10_000
+    assert math.ceil(k * oversample) <= candidates or candidates == 10_000

@@ -6,6 +6,11 @@ The official ``elasticsearch`` client is an optional extra, imported by
 exponential back-off, then turns what is left into lookalike's ``StoreError``
 family with a message that names the URL (never a password or API key) and
 what to do.
+
+One retry budget per request: ``retries`` (5) more attempts at most, whatever
+failed. A bulk batch spends the same budget on a refused request and on refused
+documents, so it is sent at most 6 times (retries nested inside retries could send
+it 36 times).
 """
 
 from __future__ import annotations
@@ -242,7 +247,7 @@ class Connection:
         failures are gathered and raised together as BulkStoreError after every batch is sent.
         A delete of an unknown id is not a failure."""
         failures: list[BulkFailure] = []
-        for batch in self._batches(ops):
+        for batch in self._batches(index, ops):
             failures.extend(self._bulk_batch(index, batch, action))
         if failures:
             sample = "; ".join(f"{f.id}: {f.reason}" for f in failures[:5])
@@ -256,12 +261,16 @@ class Connection:
                 failures,
             )
 
-    def _batches(self, ops: Sequence[BulkOp]) -> list[list[BulkOp]]:
+    def _batches(self, index: str, ops: Sequence[BulkOp]) -> list[list[BulkOp]]:
+        """Batches of at most ``bulk_max_docs`` operations and ``bulk_max_bytes`` bytes of
+        NDJSON as sent: UTF-8 bytes, not characters (a non-ASCII path counts 2-4 per char)."""
         batches: list[list[BulkOp]] = []
         current: list[BulkOp] = []
         size = 0
         for op in ops:
-            weight = 64 + len(op[1]) + (len(op[2]) if op[2] else 0)
+            weight = len(_action_line(op[0], index, op[1]).encode("utf-8")) + 1
+            if op[2] is not None:
+                weight += len(op[2].encode("utf-8")) + 1
             if current and (
                 len(current) >= self.bulk_max_docs or size + weight > self.bulk_max_bytes
             ):
@@ -277,7 +286,8 @@ class Connection:
         pending = batch
         final: list[BulkFailure] = []
         throttled: list[BulkFailure] = []
-        for attempt in range(1 + self.retries):
+        attempts = 1 + self.retries  # one budget for refused requests and refused documents
+        for attempt in range(attempts):
             if attempt:
                 self.sleep(self.backoff(attempt - 1))
             lines: list[str] = []
@@ -285,13 +295,14 @@ class Connection:
                 lines.append(_action_line(kind, index, doc_id))
                 if source is not None:
                     lines.append(source)
-            resp = self.call(
-                action,
-                self.client.bulk,
-                operations=lines,
-                require_alias=True,
-                filter_path=_BULK_FILTER,
-            )
+            try:
+                resp = self.client.bulk(
+                    operations=lines, require_alias=True, filter_path=_BULK_FILTER
+                )
+            except Exception as exc:  # the client's errors are translated below
+                if attempt + 1 < attempts and self._retryable(exc):
+                    continue
+                raise self.translate(exc, action) from None
             body = as_dict(resp)
             items = body.get("items") or []
             if not body.get("errors"):

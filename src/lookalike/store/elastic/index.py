@@ -99,9 +99,11 @@ class IndexHandle:
             )
         return model, mapping
 
-    def create(self, model: ModelInfo, options: IndexOptions) -> None:
+    def create(
+        self, model: ModelInfo, options: IndexOptions, server_version: tuple[int, int, int]
+    ) -> None:
         """Create the index and its alias; a concurrent creation by another process is fine."""
-        body = build_index_body(self.collection, model, options)
+        body = build_index_body(self.collection, model, options, server_version)
         try:
             self.call(
                 "creating the index",
@@ -196,7 +198,12 @@ class IndexHandle:
         return facts
 
     def disk_usage(self, docs: int, store_bytes: int, dim: int) -> dict[str, Any]:
-        """Per-field bytes from ``_disk_usage``, cached while the index does not change."""
+        """Per-field bytes from ``_disk_usage``, cached while the index does not change.
+
+        ``flush=false``: the API would otherwise flush (a Lucene commit) before reading, a
+        write that a statistics call should not cause; the figures are then those of the
+        last commit, which the cluster makes on its own (translog size, idle shards).
+        The API needs the index privilege 'manage' and is a technical preview."""
         if docs == 0 or docs > DISK_USAGE_MAX_DOCS:
             return {"available": False, "reason": f"skipped for {docs} documents"}
         key = (docs, store_bytes)
@@ -209,13 +216,20 @@ class IndexHandle:
                 self.client.options(request_timeout=120).perform_request,
                 "POST",
                 f"/{self.alias}/_disk_usage",
-                params={"run_expensive_tasks": "true"},
+                params={"run_expensive_tasks": "true", "flush": "false"},
                 headers={"accept": "application/json"},
                 retries=0,
             )
         except StoreError as exc:
-            return {"available": False, "reason": str(exc)}
+            why = str(exc)
+            if exc.server_status == 403:
+                why = (
+                    f"_disk_usage needs the index privilege 'manage' on {self.alias} "
+                    f"(per-field bytes left out): {exc}"
+                )
+            return {"available": False, "reason": why}
         out = disk_usage_details(as_dict(resp), docs, dim)
+        out["source"] = "_disk_usage?flush=false: the last Lucene commit (technical preview)"
         self._disk_usage_cache = (key, out)
         return out
 

@@ -9,7 +9,9 @@ Layout of one document (``_id`` is the record id)::
     id, path, folder, root, relpath, format, sha256   keyword
     size (long), mtime (double, exact), modified (date, epoch ms, for Kibana)
     width, height                                     integer, not indexed
-    vector   dense_vector, HNSW-indexed, similarity cosine, left out of _source
+    vector   dense_vector, HNSW-indexed, similarity cosine, left out of the stored _source
+             (8.x-9.1: by ``_source.excludes``; 9.2+: by index.mapping.exclude_source_vectors,
+             which needs no _recovery_source copy of the unfiltered document)
     vec      binary: the float32 vector, little-endian, base64 (for get / copy)
     raw      binary, only when a path is not valid UTF-8: [path, root, relpath] exactly,
              while the keyword fields hold them with U+FFFD for the undecodable bytes
@@ -30,8 +32,11 @@ __all__ = [
     "INDEX_OPTION_TYPES",
     "INDEX_PREFIX",
     "MAX_ID_BYTES",
+    "PREVIEW_UNTIL",
+    "RESCORE_GA_SINCE",
     "RESCORE_SINCE",
     "SCHEMA_VERSION",
+    "VECTORS_OUT_OF_SOURCE_SINCE",
     "IndexOptions",
     "alias_name",
     "build_index_body",
@@ -42,6 +47,7 @@ __all__ = [
 INDEX_PREFIX = "lookalike-"
 SCHEMA_VERSION = 1
 MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
+BBQ_MIN_DIMS = 64  # DenseVectorFieldMapper.BBQ_MIN_DIMS: bbq_hnsw refuses fewer dimensions
 
 #: index_options type -> (first Elasticsearch version that has it, query-time oversample factor)
 INDEX_OPTION_TYPES: dict[str, tuple[tuple[int, int], float | None]] = {
@@ -50,7 +56,14 @@ INDEX_OPTION_TYPES: dict[str, tuple[tuple[int, int], float | None]] = {
     "int4_hnsw": ((8, 15), 2.0),
     "bbq_hnsw": ((8, 16), 3.0),
 }
-RESCORE_SINCE = (8, 18)  # query-time knn.rescore_vector
+RESCORE_SINCE = (8, 18)  # query-time knn.rescore_vector: a technical preview on 8.18-9.0,
+RESCORE_GA_SINCE = (9, 1)  # generally available from 9.1 (elastic/docs-content#995)
+#: index_options types that are technical previews before a version: bbq_hnsw came in 8.16
+#: marked experimental; lookalike treats it as a preview on every 8.x (see docs/elasticsearch.md)
+PREVIEW_UNTIL: dict[str, tuple[int, int]] = {"bbq_hnsw": (9, 0)}
+#: index.mapping.exclude_source_vectors: the cluster keeps dense vectors out of the stored
+#: _source itself, so the mapping needs no _source.excludes and no _recovery_source copy
+VECTORS_OUT_OF_SOURCE_SINCE = (9, 2)
 
 FIELDS_META = (
     "id",
@@ -110,6 +123,26 @@ class IndexOptions:
                 field="es_index_options",
             )
 
+    def check_dims(self, dims: int) -> None:
+        """Elasticsearch's own limits, checked before an index is created."""
+        if self.type == "bbq_hnsw" and dims < BBQ_MIN_DIMS:
+            raise ConfigError(
+                f"es_index_options bbq_hnsw needs vectors of at least {BBQ_MIN_DIMS} dimensions; "
+                f"this model has {dims}. Choose int8_hnsw or hnsw.",
+                field="es_index_options",
+            )
+        if self.type == "int4_hnsw" and dims % 2:
+            raise ConfigError(
+                f"es_index_options int4_hnsw needs an even number of dimensions; this model has "
+                f"{dims}. Choose int8_hnsw or hnsw.",
+                field="es_index_options",
+            )
+
+    def preview_on(self, version: tuple[int, int, int]) -> bool:
+        """Whether this type is a technical preview on that server version."""
+        until = PREVIEW_UNTIL.get(self.type)
+        return until is not None and version[:2] < until
+
     @property
     def oversample(self) -> float | None:
         return INDEX_OPTION_TYPES[self.type][1]
@@ -118,8 +151,19 @@ class IndexOptions:
         return {"type": self.type, "m": self.m, "ef_construction": self.ef_construction}
 
 
-def build_index_body(collection: str, model: ModelInfo, options: IndexOptions) -> dict[str, Any]:
+def build_index_body(
+    collection: str,
+    model: ModelInfo,
+    options: IndexOptions,
+    server_version: tuple[int, int, int] = (8, 14, 0),
+) -> dict[str, Any]:
     """The body of ``PUT /lookalike-<collection>.v1``: settings, mappings and the alias.
+
+    How the vector stays out of the stored ``_source`` depends on the server. Before 9.2,
+    ``_source.excludes``: then Elasticsearch also stores the unfiltered document as
+    ``_recovery_source`` (the vector as JSON text) until merges prune it after the shard's
+    retention lease (12 h by default). From 9.2, ``index.mapping.exclude_source_vectors``
+    drops the vector from the stored source without that copy.
 
     cosine, not dot_product: the vectors are unit length, so for them Elasticsearch
     stores no magnitude and cosine costs what dot_product costs; but dot_product
@@ -127,43 +171,53 @@ def build_index_body(collection: str, model: ModelInfo, options: IndexOptions) -
     the cluster (clip-ViT-B-32-multilingual-v1 imported with eland ends in a Dense
     layer, no Normalize) produces such vectors. Both score (1 + cos) / 2.
     """
-    return {
-        "settings": {"index": {"codec": "best_compression"}},
-        "mappings": {
-            "dynamic": "strict",
-            "_meta": {
-                "lookalike": {
-                    "schema": SCHEMA_VERSION,
-                    "model": model.to_dict(),
-                    "vector_copy": "vec: float32 little-endian, base64",
-                }
-            },
-            "_source": {"excludes": ["vector"]},
-            "properties": {
-                "id": {"type": "keyword"},
-                "path": {"type": "keyword"},
-                "folder": {"type": "keyword"},
-                "root": {"type": "keyword"},
-                "relpath": {"type": "keyword"},
-                "format": {"type": "keyword"},
-                "sha256": {"type": "keyword"},
-                "size": {"type": "long"},
-                "mtime": {"type": "double"},
-                "modified": {"type": "date", "format": "epoch_millis"},
-                "width": {"type": "integer", "index": False},
-                "height": {"type": "integer", "index": False},
-                "raw": {"type": "binary"},
-                "vec": {"type": "binary"},
-                "vector": {
-                    "type": "dense_vector",
-                    "element_type": "float",
-                    "dims": model.dim,
-                    "index": True,
-                    "similarity": "cosine",
-                    "index_options": options.to_mapping(),
-                },
+    index_settings: dict[str, Any] = {"codec": "best_compression"}
+    source: dict[str, Any] = {"excludes": ["vector"]}
+    if server_version[:2] >= VECTORS_OUT_OF_SOURCE_SINCE:
+        index_settings["mapping"] = {"exclude_source_vectors": True}
+        source = {}
+    mappings: dict[str, Any] = {
+        "dynamic": "strict",
+        "_meta": {
+            "lookalike": {
+                "schema": SCHEMA_VERSION,
+                "model": model.to_dict(),
+                "vector_copy": "vec: float32 little-endian, base64",
+                "vector_out_of_source": (
+                    "_source.excludes" if source else "index.mapping.exclude_source_vectors"
+                ),
+            }
+        },
+        "properties": {
+            "id": {"type": "keyword"},
+            "path": {"type": "keyword"},
+            "folder": {"type": "keyword"},
+            "root": {"type": "keyword"},
+            "relpath": {"type": "keyword"},
+            "format": {"type": "keyword"},
+            "sha256": {"type": "keyword"},
+            "size": {"type": "long"},
+            "mtime": {"type": "double"},
+            "modified": {"type": "date", "format": "epoch_millis"},
+            "width": {"type": "integer", "index": False},
+            "height": {"type": "integer", "index": False},
+            "raw": {"type": "binary"},
+            "vec": {"type": "binary"},
+            "vector": {
+                "type": "dense_vector",
+                "element_type": "float",
+                "dims": model.dim,
+                "index": True,
+                "similarity": "cosine",
+                "index_options": options.to_mapping(),
             },
         },
+    }
+    if source:
+        mappings = {"_source": source, **mappings}
+    return {
+        "settings": {"index": index_settings},
+        "mappings": mappings,
         "aliases": {alias_name(collection): {"is_write_index": True}},
     }
 

@@ -4,11 +4,18 @@ Scores must be the exact cosine on every backend (``Hit.score``), but quantized
 ``index_options`` score candidates with int8/int4/bbq approximations. So:
 
 - ``hnsw`` (float vectors): the cluster's scores are exact; ``similarity`` cuts at min_score.
-- quantized, Elasticsearch 8.18+: ``knn.rescore_vector`` makes the cluster re-score an
-  oversampled candidate set with the float vectors it keeps on disk.
-- quantized, 8.14-8.17: the same done here: fetch ``max(num_candidates, oversample x
-  (offset + k))`` candidates with their float32 copy (``vec``, 4 bytes a dimension on
-  the wire), re-score, sort and slice.
+- quantized, re-scored by the cluster (``knn.rescore_vector``; GA from 9.1, a technical
+  preview on 8.18-9.0, so used there only with ``es_rescore = cluster``): each shard
+  re-scores its top ``ceil(k x oversample)`` candidates (capped at 10,000) with the
+  float vectors it keeps on disk, and raises ``num_candidates`` to that pool.
+- quantized, re-scored here (8.14-9.0 by default): fetch every candidate with its
+  float32 copy (``vec``, 4 bytes a dimension on the wire), re-score, sort and slice.
+
+Pages are stable because nothing above depends on the page: ``knn.k`` and
+``num_candidates`` come from a *depth* (``knn_depth``), the smallest rung of
+``es_num_candidates x 10^i`` (then 10,000) deep enough for ``offset + k`` with the
+oversample factor, so every page of a walk within one rung slices the same ranking
+(with defaults: the first 50 hits of an int8 index, then 500, then 10,000).
 
 A ``similarity`` cut-off is sent only where scores are exact; otherwise min_score is
 applied here after re-scoring, so a document just above it is never lost to rounding.
@@ -23,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.errors import QueryError
+from lookalike.errors import ConfigError, QueryError
 from lookalike.records import Filters, Hit
 from lookalike.store.checks import MAX_WINDOW, check_window
 from lookalike.store.elastic.documents import decode_record
@@ -31,10 +38,62 @@ from lookalike.store.elastic.filters import filters_query, score_to_cosine
 from lookalike.store.elastic.mapping import (
     FIELDS_META,
     INDEX_OPTION_TYPES,
+    RESCORE_GA_SINCE,
     RESCORE_SINCE,
 )
 
-__all__ = ["KnnPlan", "plan_knn", "read_hits"]
+__all__ = [
+    "RESCORE_MODES",
+    "KnnPlan",
+    "knn_depth",
+    "plan_knn",
+    "read_hits",
+    "rescore_mode",
+    "rescoring",
+]
+
+#: es_rescore: "auto" (the cluster where rescore_vector is GA, 9.1+; here before),
+#: "cluster" (rescore_vector from 8.18, a technical preview on 8.18-9.0), "local" (here)
+RESCORE_MODES = ("auto", "cluster", "local")
+
+
+def rescore_mode(value: str) -> str:
+    """The es_rescore setting, checked (before anything connects)."""
+    mode = value.strip().lower()
+    if mode not in RESCORE_MODES:
+        raise ConfigError(
+            f"es_rescore {value!r} is not one of {', '.join(RESCORE_MODES)}: auto re-scores in "
+            "the cluster where that is GA (9.1+) and here before; cluster uses "
+            "knn.rescore_vector from 8.18 (a technical preview on 8.18-9.0); local always "
+            "re-scores here",
+            field="es_rescore",
+        )
+    return mode
+
+
+def rescoring(index_type: str, server_version: tuple[int, int, int], mode: str = "auto") -> str:
+    """Who makes the scores exact: "none" (float vectors: already exact), "cluster"
+    (``knn.rescore_vector``) or "local" (fetch ``vec`` and re-score here)."""
+    if INDEX_OPTION_TYPES.get(index_type, ((0, 0), None))[1] is None:
+        return "none"
+    since = RESCORE_GA_SINCE if mode == "auto" else RESCORE_SINCE
+    if mode != "local" and server_version[:2] >= since:
+        return "cluster"
+    return "local"
+
+
+def knn_depth(window: int, num_candidates: int, oversample: float = 1.0) -> tuple[int, int]:
+    """(knn.k, num_candidates) for a page ending at ``window``, the same for every page
+    whose window fits the same rung: rungs are ``num_candidates x 10^i`` below 10,000,
+    then 10,000. ``k`` is the rung divided by ``oversample``, so a re-scored pool of
+    ``k x oversample`` is the whole candidate list and does not change with the page."""
+    rung = max(1, num_candidates)
+    while rung < MAX_WINDOW:
+        k = max(1, math.floor(rung / oversample))
+        if k >= window:
+            return k, rung
+        rung *= 10
+    return MAX_WINDOW, MAX_WINDOW
 
 
 @dataclass
@@ -61,15 +120,16 @@ def plan_knn(
     server_version: tuple[int, int, int],
     query_vector: np.ndarray | None = None,
     text: tuple[str, str] | None = None,
+    rescore: str = "auto",
 ) -> KnnPlan:
     """Plan a kNN page. Give exactly one of ``query_vector`` (unit) and ``text``
-    (model id, text) for a vector built by the cluster."""
+    (model id, text) for a vector built by the cluster. ``rescore`` is es_rescore."""
     check_window(k, offset, min_score)
     window = offset + k
     oversample = INDEX_OPTION_TYPES.get(index_type, ((0, 0), None))[1]
-    server_rescore = oversample is not None and server_version[:2] >= RESCORE_SINCE
-    local_rescore = oversample is not None and not server_rescore and query_vector is not None
-
+    who = rescoring(index_type, server_version, rescore)
+    server_rescore = who == "cluster"
+    local_rescore = who == "local" and query_vector is not None
     knn: dict[str, Any] = {"field": "vector"}
     if query_vector is not None:
         knn["query_vector"] = query_vector.tolist()
@@ -81,17 +141,17 @@ def plan_knn(
     else:
         raise QueryError("a kNN search needs a query vector or a text", field="q")
 
-    # Each shard gathers num_candidates (and re-scores num_candidates x oversample of them);
-    # keeping it independent of the page keeps consecutive pages consistent.
-    candidates = max(num_candidates, window)
-    fetch = window
+    # knn.k and num_candidates depend on the depth rung, never on the page itself: the
+    # cluster re-scores ceil(k x oversample) per shard, so a k that followed offset + k
+    # would re-score a different pool for each page (a hit on two pages, or on none).
+    factor = oversample if (server_rescore or local_rescore) and oversample else 1.0
+    depth_k, candidates = knn_depth(window, num_candidates, factor)
     if local_rescore:
-        assert oversample is not None
-        fetch = candidates = max(candidates, math.ceil(window * oversample))
-    knn["k"] = min(MAX_WINDOW, fetch)
+        depth_k = candidates  # fetch every candidate with its vec; window <= rung / oversample
+    knn["k"] = depth_k
     if server_rescore:
         knn["rescore_vector"] = {"oversample": oversample}
-    knn["num_candidates"] = min(MAX_WINDOW, candidates)
+    knn["num_candidates"] = candidates
     query = filters_query(filters, exclude_ids)
     if query is not None:
         knn["filter"] = query

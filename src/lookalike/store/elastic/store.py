@@ -42,8 +42,14 @@ from lookalike.store.elastic.documents import (
 from lookalike.store.elastic.filters import filters_query
 from lookalike.store.elastic.index import IndexHandle, collection_names
 from lookalike.store.elastic.mapping import FIELDS_META, FIELDS_STATE, IndexOptions
-from lookalike.store.elastic.search import KnnPlan, plan_knn, read_hits
-from lookalike.store.elastic.stats import build_stats, project_ram
+from lookalike.store.elastic.search import (
+    KnnPlan,
+    plan_knn,
+    read_hits,
+    rescore_mode,
+    rescoring,
+)
+from lookalike.store.elastic.stats import build_stats, describe, project_ram, sizing_details
 
 __all__ = ["ElasticStore", "project_ram"]
 
@@ -65,6 +71,7 @@ class ElasticStore(Store):
         options: IndexOptions | None = None,
         num_candidates: int = 100,
         text_model: str = "",
+        rescore: str = "auto",
     ) -> None:
         self.collection = index.collection
         self.alias = index.alias
@@ -73,6 +80,7 @@ class ElasticStore(Store):
         self.options = options or IndexOptions()
         self.num_candidates = num_candidates
         self.text_model = text_model
+        self.rescore = rescore
         self._index = index
         self._lock = threading.Lock()
         self._model: ModelInfo | None = None
@@ -98,6 +106,7 @@ class ElasticStore(Store):
             raise ConfigError(
                 f"es_num_candidates can be at most {MAX_WINDOW}", field="es_num_candidates"
             )
+        rescore = rescore_mode(settings.es_rescore)
         conn, version = connect(settings, client_options=client_options, sleep=sleep)
         return cls(
             IndexHandle(conn, settings.collection),
@@ -105,6 +114,7 @@ class ElasticStore(Store):
             options=options,
             num_candidates=settings.es_num_candidates,
             text_model=settings.es_text_model.strip(),
+            rescore=rescore,
         )
 
     @classmethod
@@ -137,7 +147,8 @@ class ElasticStore(Store):
                 self._load()
             if self._model is None:
                 self.options.check_server(self.server_version)
-                self._index.create(model, self.options)
+                self.options.check_dims(model.dim)
+                self._index.create(model, self.options, self.server_version)
                 self._load()
             current = self._model
         if current is None:
@@ -253,7 +264,9 @@ class ElasticStore(Store):
     ) -> list[Hit]:
         """Like ``knn``, but the cluster embeds ``text`` with the model deployed as
         ``es_text_model`` (``query_vector_builder.text_embedding``); nothing is embedded
-        locally. On 8.14-8.17 with a quantized index the scores are the quantized ones."""
+        locally. With a quantized index and no re-scoring in the cluster (8.14-8.17; 8.18-9.0
+        unless es_rescore = cluster) the scores are the quantized ones: no query vector comes
+        back to re-score with here."""
         if not self.text_model:
             raise ConfigError(
                 "knn_text needs es_text_model: the id of a text embedding model deployed in "
@@ -287,9 +300,6 @@ class ElasticStore(Store):
         exclude_ids: Sequence[str],
         **query: Any,
     ) -> KnnPlan:
-        # The index's own options count: they outlive later changes of the settings.
-        vector = (self._mapping.get("properties") or {}).get("vector") or {}
-        index_type = str((vector.get("index_options") or {}).get("type", self.options.type))
         return plan_knn(
             k=k,
             offset=offset,
@@ -297,10 +307,16 @@ class ElasticStore(Store):
             min_score=min_score,
             exclude_ids=exclude_ids,
             num_candidates=self.num_candidates,
-            index_type=index_type,
+            index_type=self._index_type(),
             server_version=self.server_version,
+            rescore=self.rescore,
             **query,
         )
+
+    def _index_type(self) -> str:
+        # The index's own options count: they outlive later changes of the settings.
+        vector = (self._mapping.get("properties") or {}).get("vector") or {}
+        return str((vector.get("index_options") or {}).get("type", self.options.type))
 
     def _run(self, plan: KnnPlan) -> list[Hit]:
         self._refresh_if_dirty()
@@ -398,6 +414,10 @@ class ElasticStore(Store):
         self._refresh_if_dirty()
         facts = self._index.size_facts()
         usage = self._index.disk_usage(facts["docs"], facts["store"], model.dim)
+        index_type = self._index_type()
+        who = rescoring(index_type, self.server_version, self.rescore)
+        details.update(describe(index_type, self.server_version, who))
+        details.update(sizing_details(self._mapping, usage, facts, model.dim, details))
         return build_stats(self.collection, model, facts, self._mapping, usage, details)
 
     # -- lifecycle ------------------------------------------------------------------------------
