@@ -1,10 +1,16 @@
 """Serving indexed images and their thumbnails, by id only.
 
 A path never comes from the request: the id is looked up in the store and only
-the path recorded at index time is opened. Before serving, the file is checked
-against what was indexed (size and mtime, then the content hash when the mtime
-moved), so a file that vanished or changed gives a clear 410 instead of the
-wrong picture or a 500.
+the path recorded at index time is opened. What is served is what was indexed,
+proven on the opened descriptor: its size must be the recorded one and its
+content must hash to the recorded sha256. Size and mtime alone prove nothing
+(a file can be padded to a size and ``touch``ed to a time, or swapped for a
+symlink to another file), so each file identity seen through ``fstat`` (device,
+inode, size, mtime, ctime) is hashed once per process and remembered; a swapped,
+edited or re-linked file has a new identity and is hashed again. The indexer
+follows symlinks that leave the indexed folder on purpose, so where the path
+leads is not the test: the content is. Anything else is a clear 410, never the
+wrong bytes or a 500.
 
 Thumbnails are generated once and cached under ``<collection>/thumbs``, named by
 a hash of (id, content hash, size): an edited and re-indexed file gets a new
@@ -49,7 +55,8 @@ _MIME = {
     "avif": "image/avif",
     "ico": "image/x-icon",
 }
-_MTIME_TOLERANCE = 1e-3  # the indexer's tolerance
+#: remembered file identities (about 200 bytes each): a large collection browsed for hours
+_VERIFIED_ENTRIES = 65536
 _MAX_ID = 256
 _STALE_TMP_SECONDS = 3600
 
@@ -94,7 +101,8 @@ class Media:
         self._slots = threading.BoundedSemaphore(max(1, work_slots))
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._verified: OrderedDict[tuple[str, int, int], bool] = OrderedDict()
+        #: file identities already hashed: (sha256, dev, ino, size, mtime_ns, ctime_ns) -> match
+        self._verified: OrderedDict[tuple[str, int, int, int, int, int], bool] = OrderedDict()
         self._verified_guard = threading.Lock()
 
     # -- lookups -----------------------------------------------------------------------
@@ -134,7 +142,7 @@ class Media:
             raise
         try:
             if not self._matches(rec, fh, st):
-                raise self._gone(rec, "changed since it was indexed")
+                raise self._gone(rec, "is not the file that was indexed (its content changed)")
         except BaseException:
             fh.close()
             raise
@@ -147,15 +155,22 @@ class Media:
             field="id",
         )
 
+    def check(self, doc_id: str) -> Record:
+        """The record of ``doc_id`` once its file is proven to be the indexed one (else 410)."""
+        rec = self.record(doc_id)
+        self._open_checked(rec).close()
+        return rec
+
     def _matches(self, rec: Record, fh: IO[bytes], st: os.stat_result) -> bool:
-        if st.st_size != rec.size:
+        if st.st_size != rec.size or not rec.sha256:
             return False
-        if abs(st.st_mtime - rec.mtime) <= _MTIME_TOLERANCE or not rec.sha256:
-            return True
-        # Same size, other mtime (touched, copied back): the content hash decides, once.
-        key = (rec.path, st.st_size, st.st_mtime_ns)
+        # ctime cannot be set from user space: an in-place rewrite with a restored mtime
+        # still gets a new identity, and so does a different file behind the same path.
+        key = (rec.sha256, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._verified_guard:
             known = self._verified.get(key)
+            if known is not None:
+                self._verified.move_to_end(key)
         if known is None:
             digest = hashlib.sha256()
             while chunk := fh.read(1 << 20):
@@ -164,7 +179,7 @@ class Media:
             known = digest.hexdigest() == rec.sha256
             with self._verified_guard:
                 self._verified[key] = known
-                while len(self._verified) > 4096:
+                while len(self._verified) > _VERIFIED_ENTRIES:
                     self._verified.popitem(last=False)
         return known
 
