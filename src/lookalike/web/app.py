@@ -22,7 +22,9 @@ from lookalike.collection import Collection, open_collection
 from lookalike.config import Settings
 from lookalike.web import api, pages
 from lookalike.web.auth import TokenAuth
+from lookalike.web.docs import install_docs
 from lookalike.web.errors import install_error_handlers
+from lookalike.web.headers import NoSniff
 from lookalike.web.media import Media
 
 __all__ = ["create_app"]
@@ -69,14 +71,18 @@ def create_app(
         description=DESCRIPTION,
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app, pages.render_error)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    install_docs(app)
     if settings.api_token:
         app.add_middleware(TokenAuth, token=settings.api_token)
+    app.add_middleware(NoSniff)  # added last: the outermost, so every response has it
     return app
 
 
