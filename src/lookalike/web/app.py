@@ -34,7 +34,8 @@ log = logging.getLogger("lookalike.web")
 DESCRIPTION = """Search an image collection by text (50+ languages), by an uploaded image, or by
 an indexed image's id. Errors are `{"error": {"message", "field", "type"}}` with a 4xx status
 for mistakes in the request. When the server has an API token, send
-`Authorization: Bearer <token>`."""
+`Authorization: Bearer <token>` (browsers: the sign-in cookie; `?token=` only as a last
+resort)."""
 
 
 def create_app(
