@@ -26,6 +26,7 @@ from lookalike.web.docs import install_docs
 from lookalike.web.errors import install_error_handlers
 from lookalike.web.headers import NoSniff
 from lookalike.web.media import Media
+from lookalike.web.schemas import install_openapi
 
 __all__ = ["create_app"]
 
@@ -76,6 +77,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    install_openapi(app)
     install_error_handlers(app, pages.render_error)
     app.include_router(api.router)
     app.include_router(pages.router)

@@ -38,7 +38,7 @@ from lookalike.processes import process_alive
 from lookalike.records import Record
 from lookalike.store.base import Store
 
-__all__ = ["THUMB_SIZES", "Media", "OpenedImage", "Thumbnail", "mime_type"]
+__all__ = ["MIME_TYPES", "THUMB_SIZES", "Media", "OpenedImage", "Thumbnail", "mime_type"]
 
 log = logging.getLogger("lookalike.web")
 
@@ -57,6 +57,8 @@ _MIME = {
 }
 #: remembered file identities (about 200 bytes each): a large collection browsed for hours
 _VERIFIED_ENTRIES = 65536
+#: every Content-Type the file route can answer with
+MIME_TYPES = (*sorted(set(_MIME.values())), "application/octet-stream")
 _MAX_ID = 256
 _STALE_TMP_SECONDS = 3600
 
