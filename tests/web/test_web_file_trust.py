@@ -1,10 +1,12 @@
 """Only the indexed content is ever served: a file swapped after indexing for a symlink to
 another file, or rewritten in place, with its size and mtime forged to match the record,
 gives 410 on the file route, the thumbnail route (even with a thumbnail already cached)
-and the view page. Real files, a real collection, the real server on 127.0.0.1."""
+and the view page. Real files, a real collection, the real server on 127.0.0.1; a proven
+file is remembered across restarts (marker files) and a new identity is hashed again."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import pytest
 from lookalike.collection import Collection
 from lookalike.models.base import Embedder
 from lookalike.web import create_app
+from lookalike.web.verified import VerifiedFiles
 from web.helpers import draw_image, make_settings, write_images
 from web.live import LiveServer
 
@@ -134,3 +137,32 @@ def test_in_place_rewrite_with_size_and_mtime_restored_is_410(
     draw_image(3).save(buf, "JPEG")
     path.write_bytes(buf.getvalue() + b"\0" * (st.st_size - len(buf.getvalue())))
     assert client.get(hit["urls"]["image"]).status_code == 200
+
+
+def test_a_proven_file_is_remembered_across_restarts(tmp_path: Path) -> None:
+    """After a restart the marker proves the file without reading it; another file
+    identity (here: the same bytes rewritten) is read and hashed again."""
+    path = tmp_path / "photo.jpg"
+    draw_image(5).save(path, "JPEG")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    markers = tmp_path / "verified"
+
+    def proven(checker: VerifiedFiles, *, read_nothing: bool) -> bool:
+        with open(path, "rb") as fh:
+            if read_nothing:
+                fh.seek(0, os.SEEK_END)  # hashing from here sees no bytes and fails
+            return checker.matches(sha, fh, os.fstat(fh.fileno()))
+
+    assert not proven(VerifiedFiles(markers), read_nothing=True)  # nothing remembered yet
+    assert proven(VerifiedFiles(markers), read_nothing=False)
+    assert len(list(markers.rglob("*"))) == 2  # one shard folder, one marker
+    assert proven(VerifiedFiles(markers), read_nothing=True)  # a restart: the marker holds
+    before = path.stat().st_ctime_ns
+    while path.stat().st_ctime_ns == before:  # same bytes, new ctime (once the clock ticks)
+        path.write_bytes(path.read_bytes())
+    assert not proven(VerifiedFiles(markers), read_nothing=True)
+    assert proven(VerifiedFiles(markers), read_nothing=False)
+    with open(path, "rb") as fh:  # a wrong hash is never remembered as a match
+        checker = VerifiedFiles(markers)
+        assert not checker.matches("0" * 64, fh, os.fstat(fh.fileno()))
+        assert not checker.matches("0" * 64, fh, os.fstat(fh.fileno()))

@@ -5,9 +5,9 @@ the path recorded at index time is opened. What is served is what was indexed,
 proven on the opened descriptor: its size must be the recorded one and its
 content must hash to the recorded sha256. Size and mtime alone prove nothing
 (a file can be padded to a size and ``touch``ed to a time, or swapped for a
-symlink to another file), so each file identity seen through ``fstat`` (device,
-inode, size, mtime, ctime) is hashed once per process and remembered; a swapped,
-edited or re-linked file has a new identity and is hashed again. The indexer
+symlink to another file), so each file identity seen through ``fstat`` is hashed
+once and remembered (``verified.py``); a swapped, edited or re-linked file has a
+new identity and is hashed again. The indexer
 follows symlinks that leave the indexed folder on purpose, so where the path
 leads is not the test: the content is. Anything else is a clear 410, never the
 wrong bytes or a 500.
@@ -27,7 +27,6 @@ import os
 import stat
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from lookalike.errors import FileGoneError, NotFoundError, QueryError
 from lookalike.processes import process_alive
 from lookalike.records import Record
 from lookalike.store.base import Store
+from lookalike.web.verified import VerifiedFiles
 
 __all__ = ["MIME_TYPES", "THUMB_SIZES", "Media", "OpenedImage", "Thumbnail", "mime_type"]
 
@@ -55,8 +55,6 @@ _MIME = {
     "avif": "image/avif",
     "ico": "image/x-icon",
 }
-#: remembered file identities (about 200 bytes each): a large collection browsed for hours
-_VERIFIED_ENTRIES = 65536
 #: every Content-Type the file route can answer with
 MIME_TYPES = (*sorted(set(_MIME.values())), "application/octet-stream")
 _MAX_ID = 256
@@ -103,9 +101,7 @@ class Media:
         self._slots = threading.BoundedSemaphore(max(1, work_slots))
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        #: file identities already hashed: (sha256, dev, ino, size, mtime_ns, ctime_ns) -> match
-        self._verified: OrderedDict[tuple[str, int, int, int, int, int], bool] = OrderedDict()
-        self._verified_guard = threading.Lock()
+        self._verified = VerifiedFiles(thumbs_dir / "verified")
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -166,24 +162,7 @@ class Media:
     def _matches(self, rec: Record, fh: IO[bytes], st: os.stat_result) -> bool:
         if st.st_size != rec.size or not rec.sha256:
             return False
-        # ctime cannot be set from user space: an in-place rewrite with a restored mtime
-        # still gets a new identity, and so does a different file behind the same path.
-        key = (rec.sha256, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        with self._verified_guard:
-            known = self._verified.get(key)
-            if known is not None:
-                self._verified.move_to_end(key)
-        if known is None:
-            digest = hashlib.sha256()
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-            fh.seek(0)
-            known = digest.hexdigest() == rec.sha256
-            with self._verified_guard:
-                self._verified[key] = known
-                while len(self._verified) > _VERIFIED_ENTRIES:
-                    self._verified.popitem(last=False)
-        return known
+        return self._verified.matches(rec.sha256, fh, st)
 
     # -- thumbnails --------------------------------------------------------------------
 
