@@ -109,6 +109,9 @@ def test_openapi_describes_the_real_answers(client: TestClient) -> None:
         if p["name"] == "size"
     )
     assert schemas[size["schema"]["$ref"].rsplit("/", 1)[1]]["enum"] == [256, 1024]
+    # the token is optional: a request without it is valid, the bearer scheme documented
+    assert spec["security"] == [{}, {"bearer": []}]
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 def test_success_bodies_match_their_models(client: TestClient) -> None:

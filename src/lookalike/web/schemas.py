@@ -186,9 +186,20 @@ def install_openapi(app: FastAPI) -> None:
                 fallback = responses.get("422", {}).get("content", {}).get("application/json", {})
                 if "HTTPValidationError" in str(fallback.get("schema", {})):
                     del responses["422"]
-        schemas = spec.get("components", {}).get("schemas", {})
+        components = spec.setdefault("components", {})
+        schemas = components.get("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
+        # The token is optional (only servers started with one ask for it): Swagger UI
+        # gets an "Authorize" button, and a request without it is valid too.
+        components["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The server's LOOKALIKE_API_TOKEN, when it has one.",
+            }
+        }
+        spec["security"] = [{}, {"bearer": []}]
         app.openapi_schema = spec
         return spec
 
