@@ -325,3 +325,32 @@ def test_phone_width_and_dark_mode_screenshots(browser: Any) -> None:
     docs = REPO / "docs"
     docs.mkdir(exist_ok=True)
     shutil.copyfile(shot, docs / "screenshot.png")
+
+
+def test_api_docs_render_with_no_network(browser: Any, served: str) -> None:
+    """Swagger UI comes from this server: every other host is cut off, and the docs
+    still render the API's operations."""
+    tab = browser.new_page()
+    console = Console(tab)
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(served + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    tab.route("**/*", only_this_server)
+    try:
+        tab.goto("/docs")
+        tab.wait_for_selector(".swagger-ui .opblock-summary-path")
+        assert "lookalike" in tab.inner_text(".swagger-ui .info .title")
+        paths = tab.eval_on_selector_all(
+            ".opblock-summary-path", "els => els.map(e => e.textContent)"
+        )
+        assert any("/api/v1/search" in p for p in paths), paths
+        assert elsewhere == []
+        console.check()
+    finally:
+        tab.close()

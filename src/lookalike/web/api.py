@@ -22,9 +22,18 @@ from lookalike.collection import Collection
 from lookalike.records import Hit
 from lookalike.search import MAX_QUERY_CHARS, MAX_WINDOW
 from lookalike.sizing import sizing_report
-from lookalike.web.media import Media, etag_matches, mime_type
+from lookalike.web.media import MIME_TYPES, Media, etag_matches, mime_type
 from lookalike.web.params import SEARCH_PARAM_NAMES, SearchParams, check_known, search_params
 from lookalike.web.present import API, hit_view, record_to_view
+from lookalike.web.schemas import (
+    Health,
+    ImageView,
+    SearchResults,
+    SizingView,
+    ThumbSize,
+    binary_response,
+    error_responses,
+)
 from lookalike.web.uploads import UPLOAD_FIELD, receive_upload, search_upload
 
 __all__ = ["results_body", "router"]
@@ -93,7 +102,9 @@ def results_body(
     }
 
 
-@router.get("/health", dependencies=[Depends(known())])
+@router.get(
+    "/health", dependencies=[Depends(known())], response_model=Health, responses=error_responses()
+)
 def health(collection: CollectionDep) -> dict[str, Any]:
     """Liveness and the collection's size (cheap: no model is loaded)."""
     return {
@@ -104,13 +115,24 @@ def health(collection: CollectionDep) -> dict[str, Any]:
     }
 
 
-@router.get("/stats", dependencies=[Depends(known())])
+@router.get(
+    "/stats",
+    dependencies=[Depends(known())],
+    response_model=SizingView,
+    responses=error_responses(),
+)
 def stats(collection: CollectionDep) -> dict[str, Any]:
     """The sizing report: documents, dimensions, bytes per document, projections."""
     return sizing_report(collection.store.stats()).to_dict()
 
 
-@router.get("/search", dependencies=[Depends(known("q", *SEARCH_PARAM_NAMES))])
+@router.get(
+    "/search",
+    dependencies=[Depends(known("q", *SEARCH_PARAM_NAMES))],
+    response_model=SearchResults,
+    response_model_exclude_unset=True,
+    responses=error_responses(),
+)
 def search_text(
     collection: CollectionDep,
     params: Params,
@@ -152,6 +174,9 @@ _UPLOAD_BODY = {
     "/search/image",
     dependencies=[Depends(known(*SEARCH_PARAM_NAMES))],
     openapi_extra=_UPLOAD_BODY,
+    response_model=SearchResults,
+    response_model_exclude_unset=True,
+    responses=error_responses(413, 415, 422),
 )
 async def search_image(
     request: Request, collection: CollectionDep, media: MediaDep, params: Params
@@ -165,13 +190,25 @@ async def search_image(
     return results_body(collection, query, params, hits, started)
 
 
-@router.get("/images/{doc_id}", dependencies=[Depends(known())])
+@router.get(
+    "/images/{doc_id}",
+    dependencies=[Depends(known())],
+    response_model=ImageView,
+    response_model_exclude_unset=True,
+    responses=error_responses(404),
+)
 def image_info(doc_id: str, media: MediaDep) -> dict[str, Any]:
     """What is known about one indexed image."""
     return record_to_view(media.record(doc_id))
 
 
-@router.get("/images/{doc_id}/similar", dependencies=[Depends(known(*SEARCH_PARAM_NAMES))])
+@router.get(
+    "/images/{doc_id}/similar",
+    dependencies=[Depends(known(*SEARCH_PARAM_NAMES))],
+    response_model=SearchResults,
+    response_model_exclude_unset=True,
+    responses=error_responses(404),
+)
 def similar(
     doc_id: str, collection: CollectionDep, media: MediaDep, params: Params
 ) -> dict[str, Any]:
@@ -188,7 +225,15 @@ def _cache_control(v: str | None, sha256: str) -> str:
     return IMMUTABLE if v and sha256 and v == sha256[: len(v)] and len(v) >= 8 else REVALIDATE
 
 
-@router.get("/images/{doc_id}/file", dependencies=[Depends(known("v"))])
+@router.get(
+    "/images/{doc_id}/file",
+    dependencies=[Depends(known("v"))],
+    response_class=Response,
+    responses={
+        **binary_response(MIME_TYPES, "The indexed file, byte for byte."),
+        **error_responses(404, 410),
+    },
+)
 def image_file(
     request: Request,
     doc_id: str,
@@ -214,18 +259,26 @@ def image_file(
     return StreamingResponse(opened.chunks(), media_type=mime_type(rec.format), headers=headers)
 
 
-@router.get("/images/{doc_id}/thumbnail", dependencies=[Depends(known("size", "v"))])
+@router.get(
+    "/images/{doc_id}/thumbnail",
+    dependencies=[Depends(known("size", "v"))],
+    response_class=Response,
+    responses={
+        **binary_response(["image/webp"], "A WebP thumbnail, never larger than the original."),
+        **error_responses(404, 410, 413, 415, 422),
+    },
+)
 def thumbnail(
     request: Request,
     doc_id: str,
     media: MediaDep,
-    size: Annotated[int, Query(description="256 (grid) or 1024 (preview).")] = 256,
+    size: Annotated[ThumbSize, Query(description="256 (grid) or 1024 (preview).")] = ThumbSize.grid,
     v: Annotated[
         str | None, Query(max_length=64, description="Content version from a result's URLs.")
     ] = None,
 ) -> Response:
     """A WebP thumbnail, made once and cached on disk; answers 304 to a current ETag."""
-    result = media.thumbnail(doc_id, size, if_none_match=request.headers.get("if-none-match"))
+    result = media.thumbnail(doc_id, int(size), if_none_match=request.headers.get("if-none-match"))
     headers = {
         **_IMAGE_HEADERS,
         "ETag": result.etag,

@@ -22,8 +22,11 @@ from lookalike.collection import Collection, open_collection
 from lookalike.config import Settings
 from lookalike.web import api, pages
 from lookalike.web.auth import TokenAuth
+from lookalike.web.docs import install_docs
 from lookalike.web.errors import install_error_handlers
+from lookalike.web.headers import NoSniff
 from lookalike.web.media import Media
+from lookalike.web.schemas import install_openapi
 
 __all__ = ["create_app"]
 
@@ -32,7 +35,8 @@ log = logging.getLogger("lookalike.web")
 DESCRIPTION = """Search an image collection by text (50+ languages), by an uploaded image, or by
 an indexed image's id. Errors are `{"error": {"message", "field", "type"}}` with a 4xx status
 for mistakes in the request. When the server has an API token, send
-`Authorization: Bearer <token>`."""
+`Authorization: Bearer <token>` (browsers: the sign-in cookie; `?token=` only as a last
+resort)."""
 
 
 def create_app(
@@ -69,14 +73,19 @@ def create_app(
         description=DESCRIPTION,
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
+    install_openapi(app)
     install_error_handlers(app, pages.render_error)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    install_docs(app)
     if settings.api_token:
         app.add_middleware(TokenAuth, token=settings.api_token)
+    app.add_middleware(NoSniff)  # added last: the outermost, so every response has it
     return app
 
 

@@ -1,15 +1,16 @@
 """The optional API token (``settings.api_token`` / ``LOOKALIKE_API_TOKEN``).
 
-When a token is set, every route needs it, in one of three forms:
+When a token is set, every route needs it, in one of three forms, best first:
 
 * ``Authorization: Bearer <token>``: API clients.
 * the ``lookalike_session`` cookie: browsers. It is HttpOnly and SameSite=Lax
   and holds an HMAC of the token, not the token itself; changing the token
-  signs everyone out. A browser gets it by opening any page with
+  signs everyone out. A browser gets it by pasting the token into the sign-in
+  form the server shows instead of a page, or by opening any page with
   ``?token=<token>`` (the server answers with a redirect that drops the token
-  from the address bar and history) or by pasting the token into the sign-in
-  form the server shows instead of a page.
-* ``?token=<token>`` on any request, for clients that cannot set headers.
+  from the address bar and history).
+* ``?token=<token>`` on any request, for clients that cannot set headers. The
+  server's log redacts it (``lookalike.web.logs``), but proxies may not.
 
 Comparisons are constant-time. Without a token configured this middleware does nothing.
 """

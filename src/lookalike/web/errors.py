@@ -42,7 +42,10 @@ _HTTP_TYPES = {
 def wants_json(request: Request) -> bool:
     """JSON for the API and the page's fetch() fragments; HTML for pages people open."""
     path = request.url.path
-    return path.startswith(("/api/", "/partials/", "/static/")) or path in ("/api", "/openapi.json")
+    return path.startswith(("/api/", "/partials/", "/static/", "/docs-assets/")) or path in (
+        "/api",
+        "/openapi.json",
+    )
 
 
 def error_body(message: str, *, field: str | None, type_: str) -> dict[str, Any]:

@@ -1,10 +1,16 @@
 """Serving indexed images and their thumbnails, by id only.
 
 A path never comes from the request: the id is looked up in the store and only
-the path recorded at index time is opened. Before serving, the file is checked
-against what was indexed (size and mtime, then the content hash when the mtime
-moved), so a file that vanished or changed gives a clear 410 instead of the
-wrong picture or a 500.
+the path recorded at index time is opened. What is served is what was indexed,
+proven on the opened descriptor: its size must be the recorded one and its
+content must hash to the recorded sha256. Size and mtime alone prove nothing
+(a file can be padded to a size and ``touch``ed to a time, or swapped for a
+symlink to another file), so each file identity seen through ``fstat`` is hashed
+once and remembered (``verified.py``); a swapped, edited or re-linked file has a
+new identity and is hashed again. The indexer
+follows symlinks that leave the indexed folder on purpose, so where the path
+leads is not the test: the content is. Anything else is a clear 410, never the
+wrong bytes or a 500.
 
 Thumbnails are generated once and cached under ``<collection>/thumbs``, named by
 a hash of (id, content hash, size): an edited and re-indexed file gets a new
@@ -21,7 +27,6 @@ import os
 import stat
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +36,9 @@ from lookalike.errors import FileGoneError, NotFoundError, QueryError
 from lookalike.processes import process_alive
 from lookalike.records import Record
 from lookalike.store.base import Store
+from lookalike.web.verified import VerifiedFiles
 
-__all__ = ["THUMB_SIZES", "Media", "OpenedImage", "Thumbnail", "mime_type"]
+__all__ = ["MIME_TYPES", "THUMB_SIZES", "Media", "OpenedImage", "Thumbnail", "mime_type"]
 
 log = logging.getLogger("lookalike.web")
 
@@ -49,7 +55,8 @@ _MIME = {
     "avif": "image/avif",
     "ico": "image/x-icon",
 }
-_MTIME_TOLERANCE = 1e-3  # the indexer's tolerance
+#: every Content-Type the file route can answer with
+MIME_TYPES = (*sorted(set(_MIME.values())), "application/octet-stream")
 _MAX_ID = 256
 _STALE_TMP_SECONDS = 3600
 
@@ -94,8 +101,7 @@ class Media:
         self._slots = threading.BoundedSemaphore(max(1, work_slots))
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._verified: OrderedDict[tuple[str, int, int], bool] = OrderedDict()
-        self._verified_guard = threading.Lock()
+        self._verified = VerifiedFiles(thumbs_dir / "verified")
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -134,7 +140,7 @@ class Media:
             raise
         try:
             if not self._matches(rec, fh, st):
-                raise self._gone(rec, "changed since it was indexed")
+                raise self._gone(rec, "is not the file that was indexed (its content changed)")
         except BaseException:
             fh.close()
             raise
@@ -147,26 +153,16 @@ class Media:
             field="id",
         )
 
+    def check(self, doc_id: str) -> Record:
+        """The record of ``doc_id`` once its file is proven to be the indexed one (else 410)."""
+        rec = self.record(doc_id)
+        self._open_checked(rec).close()
+        return rec
+
     def _matches(self, rec: Record, fh: IO[bytes], st: os.stat_result) -> bool:
-        if st.st_size != rec.size:
+        if st.st_size != rec.size or not rec.sha256:
             return False
-        if abs(st.st_mtime - rec.mtime) <= _MTIME_TOLERANCE or not rec.sha256:
-            return True
-        # Same size, other mtime (touched, copied back): the content hash decides, once.
-        key = (rec.path, st.st_size, st.st_mtime_ns)
-        with self._verified_guard:
-            known = self._verified.get(key)
-        if known is None:
-            digest = hashlib.sha256()
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-            fh.seek(0)
-            known = digest.hexdigest() == rec.sha256
-            with self._verified_guard:
-                self._verified[key] = known
-                while len(self._verified) > 4096:
-                    self._verified.popitem(last=False)
-        return known
+        return self._verified.matches(rec.sha256, fh, st)
 
     # -- thumbnails --------------------------------------------------------------------
 

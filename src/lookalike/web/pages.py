@@ -280,7 +280,8 @@ def view(request: Request, doc_id: str) -> Response:
     media: Media = request.app.state.media
     raw = _raw(request)
     context = _base_context(request, raw)
-    context["image"] = record_to_view(media.record(doc_id))
+    # the page shows the file, so the file must still be the indexed one (else 410)
+    context["image"] = record_to_view(media.check(doc_id))
     context["fq"] = filter_query(raw)
     context["quote"] = quote
     return render(request, "view.html", context)

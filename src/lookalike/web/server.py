@@ -9,6 +9,7 @@ import uvicorn
 
 from lookalike.config import Settings
 from lookalike.web.app import create_app
+from lookalike.web.logs import server_log_config
 
 __all__ = ["serve"]
 
@@ -43,6 +44,7 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
+        log_config=server_log_config([settings.api_token]),  # no token in any log line
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=10,
