@@ -26,6 +26,7 @@ import numpy as np
 from lookalike.config import Settings
 from lookalike.errors import ConfigError, ModelError, ModelMismatchError, QueryError, StoreError
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.store.base import Store
 from lookalike.store.elastic.client import BulkOp, BulkStoreError, as_dict
 from lookalike.store.elastic.connect import connect
 from lookalike.store.elastic.documents import (
@@ -50,7 +51,7 @@ _MGET_CHUNK = 1000
 _HASH_CHUNK = 500
 
 
-class ElasticStore:
+class ElasticStore(Store):
     """A collection kept in Elasticsearch. Build it with ``ElasticStore.from_settings``."""
 
     backend = "elasticsearch"

@@ -4,7 +4,14 @@ SQLite in WAL mode is the truth of a local collection. Durability choice: with
 ``journal_mode=WAL`` a commit appends the transaction to the ``-wal`` file with
 ``write()`` before it returns, so a process killed with SIGKILL right after a
 commit loses nothing; ``synchronous=NORMAL`` only gives up durability of the
-last transactions on power loss or an OS crash, never on a process crash.
+last transactions on power loss or an OS crash, never on a process crash
+(``docs/store.md`` says what each failure costs).
+
+A new database is built under a temporary name and linked into place, so a
+``store.db`` that exists was complete once: an empty or unreadable one is damage
+(StoreUnavailableError), never a new empty collection. A folder that cannot be
+written (a read-only mount) is opened read-only (``mode=ro``, or ``immutable``
+when no write-ahead log is pending), and nothing is written there.
 
 Strings that come from the file system (ids, paths) are stored as UTF-8 BLOBs
 encoded with ``surrogateescape``, so a file name that is not valid UTF-8 round-
@@ -16,15 +23,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 import sqlite3
 import threading
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lookalike.errors import StoreError, StoreUnavailableError
+from lookalike.errors import CollectionNotFound, StoreError, StoreUnavailableError
 
-__all__ = ["DB_FILENAME", "MIGRATIONS", "Database", "decode_text", "encode_text"]
+__all__ = [
+    "DB_FILENAME",
+    "MIGRATIONS",
+    "Database",
+    "decode_text",
+    "encode_text",
+    "folder_is_writable",
+    "repair_hint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +105,64 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta VALUES ('uuid', ?)", (uuid.uuid4().hex,))
 
 
+def _m002_vector_checksums(conn: sqlite3.Connection) -> None:
+    """A CRC-32 per stored vector, so a flipped bit in a BLOB (which SQLite's own page
+    checks never see) is caught wherever the vector is read."""
+    conn.execute("ALTER TABLE vectors ADD COLUMN crc INTEGER")
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT key, vector FROM vectors WHERE key > ? ORDER BY key LIMIT 2000", (last,)
+        ).fetchall()
+        if not rows:
+            return
+        conn.executemany(
+            "UPDATE vectors SET crc = ? WHERE key = ?",
+            [(zlib.crc32(blob), key) for key, blob in rows],
+        )
+        last = int(rows[-1][0])
+
+
+def _m003_failed_files(conn: sqlite3.Connection) -> None:
+    """Files that failed to index, so an unchanged one is not decoded (and the model not
+    loaded) again on every run."""
+    conn.execute(
+        """CREATE TABLE failures (
+            root BLOB NOT NULL,
+            relpath BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            sha256 TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (root, relpath)
+        )"""
+    )
+
+
 #: Named, ordered migrations; the schema version is the number applied (PRAGMA user_version).
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _m001_initial),
+    ("vector_checksums", _m002_vector_checksums),
+    ("failed_files", _m003_failed_files),
 ]
+
+
+def repair_hint(collection: str) -> str:
+    """The next step for a collection whose stored data failed a check."""
+    return (
+        f"run `lookalike check --repair -c {collection}` to rebuild what is derived and "
+        "re-embed the damaged images from their files"
+    )
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """False on a read-only mount or a folder this process may not write (not for root)."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return False
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 class Database:
@@ -101,17 +173,98 @@ class Database:
     wait on ``busy_timeout`` instead of failing on a lock upgrade.
     """
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0, mmap_bytes: int = 1 << 30):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        collection: str = "",
+        create: bool = True,
+        readonly: bool | None = None,
+        busy_timeout_s: float = 30.0,
+        mmap_bytes: int = 1 << 30,
+    ):
         self.path = path
+        self.collection = collection or path.parent.name
         self._busy_timeout_s = busy_timeout_s
         self._mmap_bytes = mmap_bytes
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        #: opened without write access: searches work, writes raise StoreUnavailableError
+        self.readonly = (not folder_is_writable(path.parent)) if readonly is None else readonly
+        self._immutable = False
+        self._prepare_file(create)
         with self.errors("open"):
-            self._migrate(self.conn())
+            conn = self.conn()
+            if self.readonly:
+                self._check_version(conn)
+            else:
+                self._migrate(conn)
             self.uuid = self.get_meta("uuid") or ""
+
+    # -- the file ----------------------------------------------------------------------
+
+    def _prepare_file(self, create: bool) -> None:
+        """Refuse a missing (unless ``create``), empty or unreadable file; build a new one
+        whole under a temporary name so that ``store.db`` never exists half-made."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            if not create or self.readonly:
+                raise CollectionNotFound(
+                    f"no collection database at {self.path}; index a folder into collection "
+                    f"{self.collection!r} first (`lookalike index FOLDER -c {self.collection}`)",
+                    field="collection",
+                ) from None
+            self._create_file()
+            return
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot read the collection database {self.path} ({exc.strerror or exc}); "
+                "check its permissions and the disk"
+            ) from exc
+        if size == 0:
+            raise StoreUnavailableError(
+                f"the collection database {self.path} is empty (0 bytes): collection "
+                f"{self.collection!r} lost its data (a failed copy, a full disk or a file "
+                "system crash). Restore store.db from a backup, or delete the collection "
+                f"(`lookalike drop -c {self.collection} --yes`) and index again"
+            )
+        if self.readonly:
+            wal = self.path.with_name(self.path.name + "-wal")
+            # no pending write-ahead log: the file is complete and will not change under us
+            # (a writer would need write access), so SQLite may skip locking altogether
+            self._immutable = not (wal.exists() and wal.stat().st_size > 0)
+
+    def _create_file(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+        try:
+            with self.errors("create"):
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA page_size=16384")
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    self._migrate(conn)
+                finally:
+                    conn.close()  # checkpoints and removes the temporary -wal
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(tmp, self.path)  # never replaces an existing database
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot create the collection database {self.path} ({exc.strerror or exc}); "
+                "check that the folder is writable and the disk has free space"
+            ) from exc
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                leftover = tmp.with_name(tmp.name + suffix)
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     # -- connections -------------------------------------------------------------------
 
@@ -122,6 +275,12 @@ class Database:
         if conn is not None:
             return conn
         with self.errors("open"):
+            if self.readonly:
+                conn = self._connect_readonly()
+                with self._lock:
+                    self._conns.append(conn)
+                self._local.conn = conn
+                return conn
             conn = sqlite3.connect(
                 self.path,
                 timeout=self._busy_timeout_s,
@@ -151,6 +310,24 @@ class Database:
         with self._lock:
             self._conns.append(conn)
         self._local.conn = conn
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        mode = "ro&immutable=1" if self._immutable else "ro"
+        conn = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode={mode}",
+            uri=True,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
+            conn.execute(f"PRAGMA mmap_size={int(self._mmap_bytes)}")
+            conn.execute("PRAGMA cache_size=-16384")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def close(self) -> None:
@@ -187,6 +364,11 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, committed when the block ends, rolled back on any error."""
+        if self.readonly:
+            raise StoreUnavailableError(
+                f"collection {self.collection!r} is read-only here ({self.path.parent} cannot "
+                "be written); searching works, changing it needs write access to the folder"
+            )
         conn = self.conn()
         with self.errors("write"):
             conn.execute("BEGIN IMMEDIATE")
@@ -209,11 +391,16 @@ class Database:
     def _translate(self, exc: sqlite3.DatabaseError, action: str) -> StoreError:
         text = str(exc)
         low = text.lower()
-        if "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        if "malformed" in low or "corrupt" in low:
+            return StoreUnavailableError(
+                f"the database of collection {self.collection!r} ({self.path}) is damaged "
+                f"({text}); {repair_hint(self.collection)}, or drop it and index again"
+            )
+        if "not a database" in low or "file is encrypted" in low:
             return StoreUnavailableError(
                 f"{self.path} is not a readable lookalike collection database ({text}); "
-                "move the file away to keep it, or delete the collection folder "
-                f"{self.path.parent} and index again"
+                "restore it from a backup, or delete the collection "
+                f"(`lookalike drop -c {self.collection} --yes`) and index again"
             )
         if "locked" in low or "busy" in low:
             return StoreUnavailableError(
@@ -233,6 +420,15 @@ class Database:
         return StoreError(f"SQLite error while trying to {action} {self.path}: {text}")
 
     # -- schema ------------------------------------------------------------------------
+
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version != len(MIGRATIONS):
+            raise StoreUnavailableError(
+                f"{self.path} has schema {version}, this lookalike reads {len(MIGRATIONS)}, and "
+                "the folder is read-only; open the collection once where it can be written "
+                "(e.g. run `lookalike stats`) to upgrade it, or use a matching lookalike"
+            )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         latest = len(MIGRATIONS)
