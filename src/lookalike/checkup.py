@@ -9,6 +9,7 @@ module then embeds exactly those files again through the Indexer, the same path 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ class CheckupReport:
     check: StoreCheck
     repair: bool = False
     reembedded: IndexReport | None = None
+    reindexed: IndexReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -43,6 +45,7 @@ class CheckupReport:
         out["ok"] = self.ok
         out["repair"] = self.repair
         out["reembedded"] = None if self.reembedded is None else self.reembedded.to_dict()
+        out["reindexed"] = None if self.reindexed is None else self.reindexed.to_dict()
         return out
 
 
@@ -58,4 +61,7 @@ def check_collection(
         report = CheckupReport(found, repair=True)
         if found.damaged:
             report.reembedded = collection.indexer.reembed(found.damaged, progress=progress)
+        roots = [r for r in found.reindex_roots if os.path.isdir(r)]
+        if roots:  # rows lost with their paths: those files are new to the index now
+            report.reindexed = collection.indexer.index(roots, progress=progress)
     return report

@@ -47,6 +47,8 @@ def check(repair: bool, as_json: bool, settings: Settings) -> None:
             click.echo(f"  re-embedded {again.indexed + again.reused} damaged image(s)")
             for skipped in again.skipped:
                 click.echo(f"  not re-embedded {skipped.path}: {skipped.reason}")
+        if report.reindexed is not None:
+            click.echo(f"  indexed {report.reindexed.indexed} image(s) whose rows were lost")
         if report.ok:
             click.echo("ok" if found.ok else "repaired")
         elif not repair:

@@ -58,6 +58,9 @@ class StoreCheck:
     problems: list[str] = field(default_factory=list)
     damaged: list[DamagedDocument] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    #: folders to index again after a repair: documents whose rows were lost entirely
+    #: (their paths with them) are found there as new files
+    reindex_roots: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +75,7 @@ class StoreCheck:
             "problems": list(self.problems),
             "damaged": [vars(d) for d in self.damaged],
             "repaired": list(self.repaired),
+            "reindex_roots": list(self.reindex_roots),
         }
 
 

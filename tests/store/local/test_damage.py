@@ -334,3 +334,32 @@ def test_a_collection_on_a_readonly_mount_can_be_searched(
     assert f"top {records[7].id}" in out.stdout
     assert "read-only" in out.stderr  # the one-line note
     assert folder_state(folder) == before  # not even the probe got in
+
+
+def test_repair_rebuilds_a_database_whose_table_pages_are_damaged(
+    tmp_path: Path, records_factory: Records, model_info: ModelInfo
+) -> None:
+    records = records_factory(300, seed=2)
+    folder = tmp_path / "c"
+    filled(folder, model_info, records).close()
+    page_size, leaves = documents_leaf_pages(folder / "store.db")
+    with open(folder / "store.db", "r+b") as fh:
+        fh.seek((leaves[1] - 1) * page_size + 4096)
+        fh.write(np.random.default_rng(0).bytes(4096))
+
+    store = LocalStore(folder, "c")
+    try:
+        found = store.check(repair=True)
+        assert any("integrity check" in p for p in found.problems)
+        assert any("rebuilt store.db from its readable rows" in x for x in found.repaired)
+        assert found.reindex_roots == ["/photos"]  # where the lost rows' files would be
+        assert list(folder.glob("store.db.damaged-*"))  # the damaged file is kept
+        after = store.check()
+        assert after.ok, after.problems
+        kept = {r.id for batch in store.iter_records() for r in batch}
+        assert 0 < len(kept) < 300
+        for rec in records:  # every kept document is found, the lost ones are simply gone
+            if rec.id in kept:
+                assert store.knn(np.asarray(rec.vector), 1)[0].id == rec.id
+    finally:
+        store.close()

@@ -10,9 +10,9 @@ Three layers, cheapest first to explain, each able to fail on its own:
 
 ``repair`` (under the writer lock) removes the documents whose vectors are bad (the
 caller re-embeds them from their files: ``lookalike.checkup``), deletes orphan vectors,
-rebuilds SQLite's indexes (REINDEX) when only they are damaged, and replaces every saved
-index by one built from the database. A database whose tables themselves are damaged
-cannot be repaired in place: the report says so and what to do.
+rebuilds SQLite's indexes (REINDEX) when only they are damaged, rebuilds the database from
+its readable rows when its tables are damaged (``store.local.salvage``), and replaces every
+saved index by one built from the database.
 """
 
 from __future__ import annotations
@@ -42,10 +42,15 @@ _MAX_LINES = 20
 def check_local(store: LocalStore, db: Database, *, repair: bool) -> StoreCheck:
     result = StoreCheck(store.collection)
     lock = store.writer(what="check --repair") if repair else contextlib.nullcontext()
+    salvaged: list[DamagedDocument] = []
     with lock:
         sqlite_ok = _integrity(db, result)
         if not sqlite_ok and repair:
             sqlite_ok = _reindex(db, result)
+            if not sqlite_ok and store.model is not None:
+                salvaged = _salvage(store, result)
+                db = store.database
+                sqlite_ok = True
         damaged, orphans = _vectors(store, db, result)
         files = _saved_indexes(store, db, result)
         if repair:
@@ -65,8 +70,27 @@ def check_local(store: LocalStore, db: Database, *, repair: bool) -> StoreCheck:
                     f"place: drop the collection (`lookalike drop -c {store.collection} --yes`) "
                     "and index its folders again"
                 )
-    result.damaged = damaged
+    result.damaged = salvaged + damaged
     return result
+
+
+def _salvage(store: LocalStore, result: StoreCheck) -> list[DamagedDocument]:
+    try:
+        saved = store.salvage()
+    except (OSError, sqlite3.DatabaseError, LookalikeError) as exc:
+        result.repaired.append(f"rebuilding the database from its readable rows failed: {exc}")
+        return []
+    result.repaired.append(
+        f"rebuilt store.db from its readable rows ({saved.kept} documents kept); the damaged "
+        f"file is kept as {saved.backup}"
+    )
+    if saved.lost_rows:
+        result.reindex_roots = sorted(saved.roots)
+        result.repaired.append(
+            f"{saved.lost_rows} document row(s) could not be read at all; indexing the "
+            "collection's folders again adds those images back"
+        )
+    return saved.damaged
 
 
 def _integrity(db: Database, result: StoreCheck) -> bool:

@@ -46,6 +46,7 @@ from lookalike.store.local.rows import (
     query_vector,
     record_from_row,
 )
+from lookalike.store.local.salvage import Salvaged, salvage_database
 from lookalike.store.local.source import SqliteVectorSource
 from lookalike.store.local.writer_lock import writer_lock
 from lookalike.store.vectorindex.derived import DerivedIndex
@@ -378,6 +379,25 @@ class LocalStore(Store):
             return self.index_status()
         self._derived(model).sync(strict=persist)
         return self.index_status()
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    def salvage(self) -> Salvaged:
+        """Rebuild ``store.db`` from its readable rows (``store.local.salvage``), under the
+        writer lock, and go on with the new file."""
+        with self.writer(what="check --repair"):
+            dim = self._require_model().dim
+            self.reset_index()
+            self._db.close()
+            try:
+                return salvage_database(self.folder, self.collection, dim=dim)
+            finally:
+                self._db = Database(
+                    self.folder / DB_FILENAME, collection=self.collection, create=False
+                )
+                self._model = None
 
     def vector_source(self) -> SqliteVectorSource:
         """The checked view of the stored vectors the derived index reads."""
