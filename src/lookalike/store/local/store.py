@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ from lookalike.errors import (
     StoreUnavailableError,
 )
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
-from lookalike.store.base import FailedFile, Store, StoreCheck
+from lookalike.store.base import Store
+from lookalike.store.local.abilities import LocalAbilities
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
 from lookalike.store.local.knn import LocalKnn
 from lookalike.store.local.rows import (
@@ -46,9 +47,7 @@ from lookalike.store.local.rows import (
     query_vector,
     record_from_row,
 )
-from lookalike.store.local.salvage import Salvaged, salvage_database
 from lookalike.store.local.source import SqliteVectorSource
-from lookalike.store.local.writer_lock import writer_lock
 from lookalike.store.vectorindex.derived import DerivedIndex
 from lookalike.store.vectorindex.types import IndexParams, IndexStatus
 
@@ -61,7 +60,7 @@ THUMBS_DIR = "thumbs"
 _WITH_VECTORS = "documents d JOIN vectors v ON v.key = d.key"
 
 
-class LocalStore(Store):
+class LocalStore(LocalAbilities, Store):
     """A local collection in ``folder``. Thread- and process-safe.
 
     ``create``: make the collection when it does not exist (otherwise CollectionNotFound).
@@ -380,25 +379,6 @@ class LocalStore(Store):
         self._derived(model).sync(strict=persist)
         return self.index_status()
 
-    @property
-    def database(self) -> Database:
-        return self._db
-
-    def salvage(self) -> Salvaged:
-        """Rebuild ``store.db`` from its readable rows (``store.local.salvage``), under the
-        writer lock, and go on with the new file."""
-        with self.writer(what="check --repair"):
-            dim = self._require_model().dim
-            self.reset_index()
-            self._db.close()
-            try:
-                return salvage_database(self.folder, self.collection, dim=dim)
-            finally:
-                self._db = Database(
-                    self.folder / DB_FILENAME, collection=self.collection, create=False
-                )
-                self._model = None
-
     def vector_source(self) -> SqliteVectorSource:
         """The checked view of the stored vectors the derived index reads."""
         return SqliteVectorSource(self._db, self._require_model().dim)
@@ -491,75 +471,6 @@ class LocalStore(Store):
                 log.warning("could not save the vector index of %s on close: %s", self.folder, exc)
             index.close()
         self._db.close()
-
-    # -- declared abilities --------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def writer(
-        self,
-        *,
-        what: str = "index run",
-        wait: bool = False,
-        on_wait: Callable[[str], None] | None = None,
-    ) -> Iterator[None]:
-        """The collection's writer lock (``writer_lock``); re-entrant within this store."""
-        if self._db.readonly:
-            raise StoreUnavailableError(
-                f"collection {self.collection!r} is read-only here ({self.folder} cannot be "
-                "written); searching works, changing it needs write access to the folder"
-            )
-        with self._writer_lock:
-            if self._writer_depth:
-                self._writer_depth += 1
-                try:
-                    yield
-                finally:
-                    self._writer_depth -= 1
-                return
-            with writer_lock(self.folder, self.collection, what=what, wait=wait, on_wait=on_wait):
-                self._writer_depth = 1
-                try:
-                    yield
-                finally:
-                    self._writer_depth = 0
-
-    def failed_files(self, root: str) -> dict[str, FailedFile]:
-        with self._db.read() as conn:
-            rows = conn.execute(
-                "SELECT relpath, size, mtime, sha256, reason FROM failures WHERE root = ?",
-                (encode_text(root),),
-            ).fetchall()
-        return {
-            decode_text(rel): FailedFile(decode_text(rel), int(size), float(mtime), sha, reason)
-            for rel, size, mtime, sha, reason in rows
-        }
-
-    def remember_failures(
-        self, root: str, failed: Sequence[FailedFile], forget: Sequence[str] = ()
-    ) -> None:
-        if (not failed and not forget) or self._db.readonly:
-            return
-        root_b = encode_text(root)
-        with self._db.write() as conn:
-            conn.executemany(
-                "DELETE FROM failures WHERE root = ? AND relpath = ?",
-                [(root_b, encode_text(rel)) for rel in forget],
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (root_b, encode_text(f.relpath), f.size, f.mtime, f.sha256, f.reason)
-                    for f in failed
-                ],
-            )
-
-    def check(self, *, repair: bool = False) -> StoreCheck:
-        """SQLite's integrity check, every vector's checksum, saved index files against the
-        database; ``repair`` (under the writer lock) removes damaged documents and rebuilds
-        the saved index. See ``store.local.check``."""
-        from lookalike.store.local.check import check_local
-
-        return check_local(self, self._db, repair=repair)
 
     def drop(self) -> None:
         with self.writer(what="drop"):
