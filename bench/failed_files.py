@@ -3,7 +3,9 @@
     python bench/failed_files.py [--images N] [--broken N] [--rounds N] [--models DIR]
                                  [--baseline-src DIR]
 
-Builds (once) the full-size random-weight ViT-B/32 with scripts/make_random_models.py,
+Builds (once) the full-size random-weight ViT-B/32 with scripts/make_random_models.py
+(in its own process, so that this one stays small: a child's peak RSS counts the memory
+of the process it was forked from),
 writes --images small PNGs and --broken files that cannot be decoded, indexes the folder
 once, then re-checks it --rounds times, alternating:
 
@@ -30,8 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 DEFAULT_MODELS = Path("/tmp/lookalike-bench/models")
 
@@ -87,12 +87,10 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path)
     args = parser.parse_args()
 
-    from make_random_models import CLIP_NAME, TEXT_NAME, ensure_model
-
-    from lookalike.models.testing import build_random_clip, build_random_multilingual
-
-    ensure_model(args.models / CLIP_NAME, lambda d: build_random_clip(d, size="base"))
-    ensure_model(args.models / TEXT_NAME, lambda d: build_random_multilingual(d, size="base"))
+    # in another process: a child forked from a process that loaded torch would report
+    # this one's memory as its own peak RSS
+    build = [sys.executable, str(ROOT / "scripts" / "make_random_models.py"), str(args.models)]
+    subprocess.run([*build, "--size", "base"], check=True, stdout=subprocess.DEVNULL)
     src = ROOT / "src"
     with tempfile.TemporaryDirectory(prefix="lookalike-failed-") as tmp:
         folder = Path(tmp) / "pics"
