@@ -10,8 +10,8 @@ last transactions on power loss or an OS crash, never on a process crash
 A new database is built under a temporary name and linked into place, so a
 ``store.db`` that exists was complete once: an empty or unreadable one is damage
 (StoreUnavailableError), never a new empty collection. A folder that cannot be
-written (a read-only mount) is opened read-only (``mode=ro``, or ``immutable``
-when no write-ahead log is pending), and nothing is written there.
+written (a read-only mount) is opened read-only (``immutable`` on a read-only mount
+with no pending write-ahead log, else ``mode=ro``), and nothing is written there.
 
 Strings that come from the file system (ids, paths) are stored as UTF-8 BLOBs
 encoded with ``surrogateescape``, so a file name that is not valid UTF-8 round-
@@ -69,6 +69,13 @@ def repair_hint(collection: str) -> str:
     )
 
 
+def _mounted_readonly(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def folder_is_writable(folder: Path) -> bool:
     """False on a read-only mount or a folder this process may not write (not for root)."""
     try:
@@ -107,7 +114,7 @@ class Database:
         self._closed = False
         #: opened without write access: searches work, writes raise StoreUnavailableError
         self.readonly = (not folder_is_writable(path.parent)) if readonly is None else readonly
-        self._immutable = False
+        self._immutable = self._wal_pending = False
         self._prepare_file(create)
         with self.errors("open"):
             conn = self.conn()
@@ -147,9 +154,12 @@ class Database:
             )
         if self.readonly:
             wal = self.path.with_name(self.path.name + "-wal")
-            # no pending write-ahead log: the file is complete and will not change under us
-            # (a writer would need write access), so SQLite may skip locking altogether
-            self._immutable = not (wal.exists() and wal.stat().st_size > 0)
+            self._wal_pending = wal.exists() and wal.stat().st_size > 0
+            # On a read-only mount nobody writes through it: with no pending write-ahead
+            # log the file is complete and will not change, so SQLite may skip locking
+            # (``immutable``). A folder merely not writable by us may have a writer with
+            # more rights: plain ``mode=ro`` then, which follows that writer's commits.
+            self._immutable = not self._wal_pending and _mounted_readonly(self.path.parent)
 
     def _create_file(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
@@ -227,6 +237,17 @@ class Database:
         return conn
 
     def _connect_readonly(self) -> sqlite3.Connection:
+        try:
+            return self._connect_ro()
+        except sqlite3.OperationalError:
+            if self._immutable or self._wal_pending:
+                raise
+            # mode=ro needs the -shm file, which this user cannot create here; with no
+            # pending log the file alone is complete
+            self._immutable = True
+            return self._connect_ro()
+
+    def _connect_ro(self) -> sqlite3.Connection:
         mode = "ro&immutable=1" if self._immutable else "ro"
         conn = sqlite3.connect(
             f"{self.path.resolve().as_uri()}?mode={mode}",
@@ -239,6 +260,7 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
             conn.execute(f"PRAGMA mmap_size={int(self._mmap_bytes)}")
             conn.execute("PRAGMA cache_size=-16384")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file
         except BaseException:
             conn.close()
             raise
