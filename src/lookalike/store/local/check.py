@@ -42,7 +42,7 @@ _MAX_LINES = 20
 def check_local(store: LocalStore, db: Database, *, repair: bool) -> StoreCheck:
     result = StoreCheck(store.collection)
     lock = store.writer(what="check --repair") if repair else contextlib.nullcontext()
-    salvaged: list[DamagedDocument] = []
+    salvaged: list[DamagedDocument] | None = None
     with lock:
         sqlite_ok = _integrity(db, result)
         if not sqlite_ok and repair:
@@ -50,9 +50,11 @@ def check_local(store: LocalStore, db: Database, *, repair: bool) -> StoreCheck:
             if not sqlite_ok and store.model is not None:
                 salvaged = _salvage(store, result)
                 db = store.database
-                sqlite_ok = True
+                sqlite_ok = salvaged is not None
         damaged, orphans = _vectors(store, db, result)
+        before = len(result.problems)
         files = _saved_indexes(store, db, result)
+        bad_files = len(result.problems) > before
         if repair:
             if damaged:
                 store.delete([d.id for d in damaged])
@@ -63,23 +65,25 @@ def check_local(store: LocalStore, db: Database, *, repair: bool) -> StoreCheck:
                 with db.write() as conn:
                     conn.executemany("DELETE FROM vectors WHERE key = ?", [(k,) for k in orphans])
                 result.repaired.append(f"deleted {len(orphans)} vector(s) without a document")
-            _rebuild_saved_index(store, files, result)
+            if bad_files or salvaged is not None or not sqlite_ok:
+                _rebuild_saved_index(store, files, result)
             if not sqlite_ok:
                 result.repaired.append(
                     "the database tables themselves are damaged and cannot be repaired in "
                     f"place: drop the collection (`lookalike drop -c {store.collection} --yes`) "
                     "and index its folders again"
                 )
-    result.damaged = salvaged + damaged
+    result.damaged = (salvaged or []) + damaged
     return result
 
 
-def _salvage(store: LocalStore, result: StoreCheck) -> list[DamagedDocument]:
+def _salvage(store: LocalStore, result: StoreCheck) -> list[DamagedDocument] | None:
+    """The documents salvage found without a usable vector; None if salvage failed."""
     try:
         saved = store.salvage()
     except (OSError, sqlite3.DatabaseError, LookalikeError) as exc:
         result.repaired.append(f"rebuilding the database from its readable rows failed: {exc}")
-        return []
+        return None
     result.repaired.append(
         f"rebuilt store.db from its readable rows ({saved.kept} documents kept); the damaged "
         f"file is kept as {saved.backup}"
