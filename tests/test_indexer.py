@@ -207,7 +207,7 @@ def _wait_for_count(
             proc.wait(timeout=0.05)  # returns early if the process ends
         except subprocess.TimeoutExpired:
             waited += 0.05
-        n = _count(settings) if (settings.collection_dir).exists() else 0
+        n = _count(settings) if (settings.collection_dir / "store.db").exists() else 0
         if n >= at_least or proc.poll() is not None:
             return n
     raise AssertionError(f"indexer committed fewer than {at_least} documents in {limit_s} s")

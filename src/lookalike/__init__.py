@@ -1,7 +1,7 @@
 """lookalike: search your own image collections by text or by image.
 
 >>> from lookalike import open_collection
->>> with open_collection(collection="photos") as col:
+>>> with open_collection(collection="photos", create=True) as col:
 ...     report = col.indexer.index(["~/Pictures"])
 ...     hits = col.searcher.text("green recycle symbol", k=10)
 
@@ -43,6 +43,8 @@ _EXPORTS = {
             "ModelNotAvailableError",
             "NotFoundError",
             "QueryError",
+            "StoreBusyError",
+            "StoreDamagedError",
             "StoreError",
             "StoreUnavailableError",
             "UnsupportedImageError",
@@ -87,6 +89,8 @@ if TYPE_CHECKING:
         ModelNotAvailableError as ModelNotAvailableError,
         NotFoundError as NotFoundError,
         QueryError as QueryError,
+        StoreBusyError as StoreBusyError,
+        StoreDamagedError as StoreDamagedError,
         StoreError as StoreError,
         StoreUnavailableError as StoreUnavailableError,
         UnsupportedImageError as UnsupportedImageError,

@@ -28,10 +28,15 @@ class Collection:
     """
 
     def __init__(
-        self, settings: Settings, *, store: Store | None = None, embedder: Embedder | None = None
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        create: bool = True,
     ) -> None:
         self.settings = settings
-        self.store: Store = store if store is not None else open_store(settings)
+        self.store: Store = store if store is not None else open_store(settings, create=create)
         self._embedder = embedder
         self._lock = threading.Lock()
 
@@ -69,11 +74,15 @@ class Collection:
         self.close()
 
 
-def open_collection(settings: Settings | None = None, **overrides: Any) -> Collection:
-    """Open (creating if needed) a collection: ``open_collection(collection="photos")``.
+def open_collection(
+    settings: Settings | None = None, *, create: bool = False, **overrides: Any
+) -> Collection:
+    """Open a collection: ``open_collection(collection="photos")``.
 
+    A collection that does not exist raises CollectionNotFound (naming those that do)
+    unless ``create=True``, which only code that is about to fill it should pass.
     Settings come from the usual sources (config file, ``LOOKALIKE_*``, ``.env``)
     unless a ``Settings`` object is given; keyword overrides win over both.
     """
     base = settings if settings is not None else Settings.load()
-    return Collection(base.with_overrides(**overrides) if overrides else base)
+    return Collection(base.with_overrides(**overrides) if overrides else base, create=create)

@@ -20,7 +20,9 @@ into one-line messages and exit codes, the web app into HTTP status codes
     │   └── ModelNotAvailableError      weights missing, cannot fetch
     └── StoreError                      the vector store failed          503
         ├── ModelMismatchError          vectors from another model       409
+        ├── StoreDamagedError           stored data fails its checks     503
         └── StoreUnavailableError       cannot reach / open the store    503
+            └── StoreBusyError          another writer holds the lock    409
 
 Every message says what went wrong and what to do next. An error that a server
 answered (Elasticsearch) also carries that server's own error type and HTTP
@@ -43,6 +45,8 @@ __all__ = [
     "ModelNotAvailableError",
     "NotFoundError",
     "QueryError",
+    "StoreBusyError",
+    "StoreDamagedError",
     "StoreError",
     "StoreUnavailableError",
     "UnsupportedImageError",
@@ -134,3 +138,14 @@ class ModelMismatchError(StoreError):
 
 class StoreUnavailableError(StoreError):
     status = 503
+
+
+class StoreDamagedError(StoreError):
+    """Stored data failed a check (a vector checksum, a missing row, a damaged page);
+    ``lookalike check --repair`` is the next step."""
+
+
+class StoreBusyError(StoreUnavailableError):
+    """Another process holds the collection's writer lock (an index run, a drop...)."""
+
+    status = 409

@@ -5,7 +5,10 @@ killed at any moment continues where it stopped, and ids (derived from the
 absolute path) make a re-run replace rather than duplicate. Files are compared
 by (size, mtime) first and by content hash only when those changed; a file whose
 content is already indexed under another path (a rename or a copy) reuses that
-vector instead of being decoded and embedded again.
+vector instead of being decoded and embedded again. A file that failed (unreadable,
+not decodable) is remembered with its size, mtime and hash, and skipped while it
+stays the same (``retry_failed`` tries again), so a folder with a few broken files
+is re-checked without loading the model. A run holds the store's writer lock.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from lookalike.images import is_image_name
 from lookalike.models.base import Embedder
 from lookalike.records import FileState, Record
 from lookalike.scan import ScannedFile, ScanProblem, scan
-from lookalike.store.base import Store
+from lookalike.store.base import DamagedDocument, FailedFile, Store
 
 __all__ = ["IndexProgress", "IndexReport", "Indexer", "SkippedFile", "document_id"]
 
@@ -103,6 +106,25 @@ class _Pending:
     sha256: str = ""
 
 
+@dataclass
+class _Failures:
+    """Failed files of one root: those remembered from earlier runs, and this run's."""
+
+    before: dict[str, FailedFile]
+    now: list[FailedFile] = field(default_factory=list)
+    still: set[str] = field(default_factory=set)  # remembered, unchanged, skipped again
+
+    def add(self, item: _Pending, reason: str) -> None:
+        f = item.file
+        self.now.append(FailedFile(f.relpath, f.size, f.mtime, item.sha256, reason))
+
+    def forget(self, whole_root: bool, relpath: str | None) -> list[str]:
+        """Remembered relpaths that no longer fail (indexed since, changed, or gone)."""
+        failing = self.still | {f.relpath for f in self.now}
+        scope = self.before if whole_root else {relpath: None} if relpath in self.before else {}
+        return [rel for rel in scope if rel not in failing]
+
+
 class Indexer:
     def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
         self.store = store
@@ -112,9 +134,19 @@ class Indexer:
         self.split: CoreSplit | None = None
 
     def index(
-        self, paths: Sequence[str | Path], *, progress: ProgressFn | None = None
+        self,
+        paths: Sequence[str | Path],
+        *,
+        progress: ProgressFn | None = None,
+        retry_failed: bool = False,
+        wait: bool = False,
+        on_wait: Callable[[str], None] | None = None,
     ) -> IndexReport:
-        """Bring the collection up to date with the images under ``paths`` (folders or files)."""
+        """Bring the collection up to date with the images under ``paths`` (folders or files).
+
+        Holds the collection's writer lock: another run on it raises StoreBusyError, or
+        with ``wait`` is waited for (``on_wait`` hears about it). Files that failed
+        before and have not changed are skipped unless ``retry_failed``."""
         started = time.perf_counter()
         roots = [_absolute(p) for p in paths]
         for root in roots:
@@ -122,12 +154,38 @@ class Indexer:
                 raise NotFoundError(
                     f"{root} does not exist; give a folder or an image file", field="path"
                 )
-        self._bind_model()
+        with self.store.writer(wait=wait, on_wait=on_wait):
+            self._bind_model()
+            report = IndexReport()
+            for root in roots:
+                self._index_root(root, report, progress or (lambda _p: None), retry_failed)
+            self.store.flush()
+        report.seconds = time.perf_counter() - started
+        return report
 
+    def reembed(
+        self, documents: Sequence[DamagedDocument], *, progress: ProgressFn | None = None
+    ) -> IndexReport:
+        """Embed these documents again from their files (``lookalike check --repair``: their
+        stored vectors were damaged and removed). A file that is gone is reported skipped."""
+        started = time.perf_counter()
         report = IndexReport()
-        for root in roots:
-            self._index_root(root, report, progress or (lambda _p: None))
-        self.store.flush()
+        with self.store.writer(what="check --repair"):
+            self._bind_model()
+            by_root: dict[str, list[_Pending]] = {}
+            for doc in documents:
+                try:
+                    st = os.stat(doc.path)
+                except OSError as exc:
+                    report.skipped.append(SkippedFile(doc.path, f"cannot re-embed: {exc.strerror}"))
+                    continue
+                file = ScannedFile(doc.path, doc.root, doc.relpath, st.st_size, st.st_mtime)
+                by_root.setdefault(doc.root, []).append(_Pending(file, None))
+            for root, pending in by_root.items():
+                fn = progress or (lambda _p: None)
+                to_embed = self._settle_by_hash(pending, report, fn, root, _Failures({}))
+                self._embed(to_embed, report, fn, root, _Failures({}))
+            self.store.flush()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -153,9 +211,12 @@ class Indexer:
 
     # -- one root ------------------------------------------------------------------------
 
-    def _index_root(self, target: str, report: IndexReport, progress: ProgressFn) -> None:
+    def _index_root(
+        self, target: str, report: IndexReport, progress: ProgressFn, retry_failed: bool
+    ) -> None:
         single_file = os.path.isfile(target)
         root = os.path.dirname(target) if single_file else target
+        failures = _Failures(self.store.failed_files(root))
 
         def on_problem(problem: ScanProblem) -> None:
             report.skipped.append(SkippedFile(problem.path, problem.reason))
@@ -177,11 +238,15 @@ class Indexer:
                 and abs(prev.mtime - f.mtime) <= _MTIME_TOLERANCE
             ):
                 report.unchanged += 1
+            elif prev is None and not retry_failed and self._failed_before(f, failures, report):
+                continue
             else:
                 pending.append(_Pending(f, prev))
 
-        to_embed = self._settle_by_hash(pending, report, progress, root)
-        self._embed(to_embed, report, progress, root)
+        to_embed = self._settle_by_hash(pending, report, progress, root, failures)
+        self._embed(to_embed, report, progress, root, failures)
+        relpath = os.path.basename(target) if single_file else None
+        self.store.remember_failures(root, failures.now, failures.forget(not single_file, relpath))
 
         if not single_file:
             gone = [s for s in known.values() if _should_remove(os.path.join(root, s.relpath))]
@@ -191,8 +256,31 @@ class Indexer:
                 report.removed += len(gone)
                 progress(IndexProgress("remove", len(gone), len(gone), root))
 
+    @staticmethod
+    def _failed_before(f: ScannedFile, failures: _Failures, report: IndexReport) -> bool:
+        """True (and reported skipped) when ``f`` failed before and has not changed since:
+        same size and mtime, or same size and content hash (a touched file)."""
+        old = failures.before.get(f.relpath)
+        if old is None or old.size != f.size:
+            return False
+        if abs(old.mtime - f.mtime) > _MTIME_TOLERANCE:
+            digest = _hash_file(f.path) if old.sha256 else None
+            if digest != old.sha256:
+                return False
+            failures.now.append(FailedFile(f.relpath, f.size, f.mtime, old.sha256, old.reason))
+        failures.still.add(f.relpath)
+        report.skipped.append(
+            SkippedFile(f.path, f"failed before: {old.reason} (unchanged; --retry-failed retries)")
+        )
+        return True
+
     def _settle_by_hash(
-        self, pending: list[_Pending], report: IndexReport, progress: ProgressFn, root: str
+        self,
+        pending: list[_Pending],
+        report: IndexReport,
+        progress: ProgressFn,
+        root: str,
+        failures: _Failures,
     ) -> list[_Pending]:
         """Hash changed/new files; keep vectors where the content is already indexed."""
         to_embed: list[_Pending] = []
@@ -204,6 +292,7 @@ class Indexer:
             for item, digest in zip(chunk, hashes, strict=True):
                 if isinstance(digest, SkippedFile):
                     report.skipped.append(digest)
+                    failures.add(item, digest.reason)
                     if item.previous is not None:  # was indexed, now unreadable
                         self._drop_stale(item.previous, report)
                     continue
@@ -229,7 +318,12 @@ class Indexer:
         return to_embed
 
     def _embed(
-        self, items: list[_Pending], report: IndexReport, progress: ProgressFn, root: str
+        self,
+        items: list[_Pending],
+        report: IndexReport,
+        progress: ProgressFn,
+        root: str,
+        failures: _Failures,
     ) -> None:
         """Decode in worker processes while this thread embeds, the cores split as
         ``lookalike.core_split`` explains (and re-split as the batches show the mix)."""
@@ -259,6 +353,7 @@ class Indexer:
                 decode_cpu += result.seconds
                 if result.error is not None:
                     report.skipped.append(SkippedFile(result.path, result.error))
+                    failures.add(item, result.error)
                     if item.previous is not None:
                         self._drop_stale(item.previous, report)
                     done += 1

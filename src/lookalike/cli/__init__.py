@@ -18,6 +18,7 @@ import warnings
 import click
 
 from lookalike.cli import (  # noqa: F401  (each module registers its commands)
+    check,
     evaluate,
     indexing,
     manage,

@@ -17,15 +17,35 @@ __all__ = ["index", "say_text_export"]
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--wait", is_flag=True, help="If another run is changing the collection, wait.")
+@click.option(
+    "--retry-failed", is_flag=True, help="Try files that failed before even if unchanged."
+)
 @settings_options
-def index(paths: tuple[str, ...], quiet: bool, as_json: bool, settings: Settings) -> None:
-    """Index the images in PATHS (folders or files); only new or changed files are embedded."""
+def index(
+    paths: tuple[str, ...],
+    quiet: bool,
+    wait: bool,
+    retry_failed: bool,
+    as_json: bool,
+    settings: Settings,
+) -> None:
+    """Index the images in PATHS (folders or files); only new or changed files are embedded.
+
+    Creates the collection if needed. One run at a time per collection: another one
+    exits with a message naming the running one, unless --wait."""
     from lookalike.cli.output import IndexProgressBar, print_index_report
     from lookalike.collection import open_collection
 
-    with open_collection(settings) as col:
+    with open_collection(settings, create=True) as col:
         with IndexProgressBar(disable=quiet) as bar:
-            report = col.indexer.index(list(paths), progress=bar.update)
+            report = col.indexer.index(
+                list(paths),
+                progress=bar.update,
+                retry_failed=retry_failed,
+                wait=wait,
+                on_wait=lambda message: click.echo(message, err=True),
+            )
         # Text search's first use exports the text model for ONNX Runtime: do it now,
         # so that the first query is fast. A model that cannot load is the search's to report.
         if col.embedder.text_export_pending():

@@ -70,12 +70,12 @@ def collections(as_json: bool, settings: Settings) -> None:
 @settings_options
 def drop(yes: bool, as_json: bool, settings: Settings) -> None:
     """Delete a collection and its index (your image files are not touched)."""
-    from lookalike.store import open_store
+    from lookalike.store import drop_collection, open_store
 
     if not yes:
+        open_store(settings).close()  # no confirmation asked for a collection that is not there
         click.confirm(f"Delete collection {settings.collection!r} and its index?", abort=True)
-    store = open_store(settings)
-    store.drop()
+    drop_collection(settings)
     if as_json:
         emit_json({"dropped": settings.collection})
     else:
@@ -97,9 +97,14 @@ def copy(source: str, dest: str, batch_size: int, as_json: bool, settings: Setti
     from lookalike.transfer import copy_collection
 
     src = open_store(_store_settings(settings, source))
-    dst = open_store(_store_settings(settings, dest))
     try:
-        report = copy_collection(src, dst, batch_size=batch_size)
+        dst = open_store(_store_settings(settings, dest), create=True)
+    except BaseException:
+        src.close()
+        raise
+    try:
+        with dst.writer(what="copy"):
+            report = copy_collection(src, dst, batch_size=batch_size)
     finally:
         src.close()
         dst.close()

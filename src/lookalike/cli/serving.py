@@ -24,4 +24,7 @@ def serve(host: str | None, port: int | None, as_json: bool, settings: Settings)
         raise ConfigError(
             f"the web extra is missing ({exc}); pip install 'lookalike[web]'"
         ) from exc
+    from lookalike.store import open_store
+
+    open_store(settings).close()  # a missing collection: exit 3 now, not a failed start-up
     run_server(settings.with_overrides(host=host, port=port))

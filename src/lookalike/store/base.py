@@ -12,15 +12,76 @@ overrides them. Subclass ``Store`` to inherit the defaults.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from lookalike.errors import ConfigError
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
 
-__all__ = ["Store"]
+__all__ = ["DamagedDocument", "FailedFile", "Store", "StoreCheck"]
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file under an indexed root that could not be indexed, and what it was like then:
+    while its size and mtime (or content hash) stay the same, it is not tried again."""
+
+    relpath: str
+    size: int
+    mtime: float
+    sha256: str  # "" when the file could not even be read
+    reason: str
+
+
+@dataclass(frozen=True)
+class DamagedDocument:
+    """A document whose stored vector cannot be trusted; re-embedding its file heals it."""
+
+    id: str
+    path: str
+    root: str
+    relpath: str
+    reason: str
+
+
+@dataclass
+class StoreCheck:
+    """What ``Store.check`` found and (with ``repair``) did.
+
+    ``problems``: one line each; ``damaged``: documents whose vectors were bad (removed
+    from the store by a repair, for the caller to re-embed); ``repaired``: one line per
+    action taken. ``supported`` is False for a backend that cannot check itself.
+    """
+
+    collection: str
+    supported: bool = True
+    checked: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    damaged: list[DamagedDocument] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    #: folders to index again after a repair: documents whose rows were lost entirely
+    #: (their paths with them) are found there as new files
+    reindex_roots: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "supported": self.supported,
+            "ok": self.ok,
+            "checked": dict(self.checked),
+            "problems": list(self.problems),
+            "damaged": [vars(d) for d in self.damaged],
+            "repaired": list(self.repaired),
+            "reindex_roots": list(self.reindex_roots),
+        }
 
 
 @runtime_checkable
@@ -123,3 +184,34 @@ class Store(Protocol):
             "embed them locally (unset es_text_model)",
             field="es_text_model",
         )
+
+    def writer(
+        self,
+        *,
+        what: str = "index run",
+        wait: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold this collection's exclusive writer lock for a block (an index run, a drop).
+
+        A second writer gets StoreBusyError naming the holder, or with ``wait`` blocks
+        after telling ``on_wait``. Searches never take it. Default: no lock (a server
+        backend orders concurrent writes itself)."""
+        return contextlib.nullcontext()
+
+    def failed_files(self, root: str) -> dict[str, FailedFile]:
+        """Files under ``root`` that failed before, by relpath. Default: none remembered
+        (each run tries every file again)."""
+        return {}
+
+    def remember_failures(
+        self, root: str, failed: Sequence[FailedFile], forget: Sequence[str] = ()
+    ) -> None:
+        """Record (or update) failed files under ``root``, and forget the relpaths in
+        ``forget`` (indexed since, or gone). Default: remembers nothing."""
+        return None
+
+    def check(self, *, repair: bool = False) -> StoreCheck:
+        """Verify the stored data (and with ``repair`` rebuild what is derived and remove
+        damaged documents, listed in the result for re-embedding). Default: unsupported."""
+        return StoreCheck(self.collection, supported=False)

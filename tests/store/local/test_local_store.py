@@ -608,12 +608,12 @@ def test_open_store_list_collections_and_drop(
 ) -> None:
     settings = Settings(home=tmp_path, collection="holiday")
     assert list_collections(settings) == []
-    store = open_store(settings)
+    store = open_store(settings, create=True)
     assert isinstance(store, LocalStore) and store.folder == settings.collection_dir
     store.bind_model(model_info)
     store.upsert(records_factory(10))
     (settings.home / "collections" / "not-a-collection").mkdir()
-    open_store(Settings(home=tmp_path, collection="work")).close()
+    open_store(Settings(home=tmp_path, collection="work"), create=True).close()
     assert list_collections(settings) == ["holiday", "work"]
     store.drop()
     assert not settings.collection_dir.exists()

@@ -4,7 +4,14 @@ SQLite in WAL mode is the truth of a local collection. Durability choice: with
 ``journal_mode=WAL`` a commit appends the transaction to the ``-wal`` file with
 ``write()`` before it returns, so a process killed with SIGKILL right after a
 commit loses nothing; ``synchronous=NORMAL`` only gives up durability of the
-last transactions on power loss or an OS crash, never on a process crash.
+last transactions on power loss or an OS crash, never on a process crash
+(``docs/store.md`` says what each failure costs).
+
+A new database is built under a temporary name and linked into place, so a
+``store.db`` that exists was complete once: an empty or unreadable one is damage
+(StoreUnavailableError), never a new empty collection. A folder that cannot be
+written (a read-only mount) is opened read-only (``immutable`` on a read-only mount
+with no pending write-ahead log, else ``mode=ro``), and nothing is written there.
 
 Strings that come from the file system (ids, paths) are stored as UTF-8 BLOBs
 encoded with ``surrogateescape``, so a file name that is not valid UTF-8 round-
@@ -16,20 +23,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 import sqlite3
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from lookalike.errors import StoreError, StoreUnavailableError
+from lookalike.errors import CollectionNotFound, StoreError, StoreUnavailableError
+from lookalike.store.local.migrations import MIGRATIONS
 
-__all__ = ["DB_FILENAME", "MIGRATIONS", "Database", "decode_text", "encode_text"]
+__all__ = [
+    "DB_FILENAME",
+    "MIGRATIONS",
+    "Database",
+    "decode_text",
+    "encode_text",
+    "folder_is_writable",
+    "repair_hint",
+]
 
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "store.db"
-APP_MARK = "lookalike-collection"
 
 
 def encode_text(value: str) -> bytes:
@@ -45,52 +61,29 @@ def decode_text(value: bytes | str) -> str:
     return bytes(value).decode("utf-8", "surrogateescape")
 
 
-def _m001_initial(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    # key: a stable integer for the vector index, never reused (AUTOINCREMENT);
-    # id: the document id, unique. A re-upsert gets a new key (see LocalStore.upsert).
-    conn.execute(
-        """CREATE TABLE documents (
-            key INTEGER PRIMARY KEY AUTOINCREMENT,
-            id BLOB NOT NULL UNIQUE,
-            path BLOB NOT NULL,
-            root BLOB NOT NULL,
-            relpath BLOB NOT NULL,
-            format TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            mtime REAL NOT NULL,
-            sha256 TEXT NOT NULL,
-            width INTEGER NOT NULL,
-            height INTEGER NOT NULL
-        )"""
+def repair_hint(collection: str) -> str:
+    """The next step for a collection whose stored data failed a check."""
+    return (
+        f"run `lookalike check --repair -c {collection}` to rebuild what is derived and "
+        "re-embed the damaged images from their files"
     )
-    conn.execute("CREATE INDEX documents_root ON documents(root, id)")
-    conn.execute("CREATE INDEX documents_path ON documents(path)")
-    conn.execute("CREATE INDEX documents_sha256 ON documents(sha256)")
-    # so that selective size / time / format filters need not scan every row
-    conn.execute("CREATE INDEX documents_size ON documents(size)")
-    conn.execute("CREATE INDEX documents_mtime ON documents(mtime)")
-    conn.execute("CREATE INDEX documents_format ON documents(format)")
-    # Vectors live in their own table so that scans of the metadata (filters,
-    # counts) do not read 2 KB of vector per row.
-    conn.execute("CREATE TABLE vectors (key INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
-    # The change log: written in the same transaction as every upsert/delete.
-    conn.execute(
-        """CREATE TABLE changes (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            key INTEGER NOT NULL,
-            id BLOB NOT NULL,
-            op TEXT NOT NULL CHECK (op IN ('U', 'D'))
-        )"""
-    )
-    conn.execute("INSERT INTO meta VALUES ('app', ?)", (APP_MARK,))
-    conn.execute("INSERT INTO meta VALUES ('uuid', ?)", (uuid.uuid4().hex,))
 
 
-#: Named, ordered migrations; the schema version is the number applied (PRAGMA user_version).
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
-    ("initial", _m001_initial),
-]
+def _mounted_readonly(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """False on a read-only mount or a folder this process may not write (not for root)."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return False
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 class Database:
@@ -101,17 +94,101 @@ class Database:
     wait on ``busy_timeout`` instead of failing on a lock upgrade.
     """
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0, mmap_bytes: int = 1 << 30):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        collection: str = "",
+        create: bool = True,
+        readonly: bool | None = None,
+        busy_timeout_s: float = 30.0,
+        mmap_bytes: int = 1 << 30,
+    ):
         self.path = path
+        self.collection = collection or path.parent.name
         self._busy_timeout_s = busy_timeout_s
         self._mmap_bytes = mmap_bytes
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        #: opened without write access: searches work, writes raise StoreUnavailableError
+        self.readonly = (not folder_is_writable(path.parent)) if readonly is None else readonly
+        self._immutable = self._wal_pending = False
+        self._prepare_file(create)
         with self.errors("open"):
-            self._migrate(self.conn())
+            conn = self.conn()
+            if self.readonly:
+                self._check_version(conn)
+            else:
+                self._migrate(conn)
             self.uuid = self.get_meta("uuid") or ""
+
+    # -- the file ----------------------------------------------------------------------
+
+    def _prepare_file(self, create: bool) -> None:
+        """Refuse a missing (unless ``create``), empty or unreadable file; build a new one
+        whole under a temporary name so that ``store.db`` never exists half-made."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            if not create or self.readonly:
+                raise CollectionNotFound(
+                    f"no collection database at {self.path}; index a folder into collection "
+                    f"{self.collection!r} first (`lookalike index FOLDER -c {self.collection}`)",
+                    field="collection",
+                ) from None
+            self._create_file()
+            return
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot read the collection database {self.path} ({exc.strerror or exc}); "
+                "check its permissions and the disk"
+            ) from exc
+        if size == 0:
+            raise StoreUnavailableError(
+                f"the collection database {self.path} is empty (0 bytes): collection "
+                f"{self.collection!r} lost its data (a failed copy, a full disk or a file "
+                "system crash). Restore store.db from a backup, or delete the collection "
+                f"(`lookalike drop -c {self.collection} --yes`) and index again"
+            )
+        if self.readonly:
+            wal = self.path.with_name(self.path.name + "-wal")
+            self._wal_pending = wal.exists() and wal.stat().st_size > 0
+            # On a read-only mount nobody writes through it: with no pending write-ahead
+            # log the file is complete and will not change, so SQLite may skip locking
+            # (``immutable``). A folder merely not writable by us may have a writer with
+            # more rights: plain ``mode=ro`` then, which follows that writer's commits.
+            self._immutable = not self._wal_pending and _mounted_readonly(self.path.parent)
+
+    def _create_file(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+        try:
+            with self.errors("create"):
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA page_size=16384")
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    self._migrate(conn)
+                finally:
+                    conn.close()  # checkpoints and removes the temporary -wal
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(tmp, self.path)  # never replaces an existing database
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot create the collection database {self.path} ({exc.strerror or exc}); "
+                "check that the folder is writable and the disk has free space"
+            ) from exc
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                leftover = tmp.with_name(tmp.name + suffix)
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     # -- connections -------------------------------------------------------------------
 
@@ -122,6 +199,12 @@ class Database:
         if conn is not None:
             return conn
         with self.errors("open"):
+            if self.readonly:
+                conn = self._connect_readonly()
+                with self._lock:
+                    self._conns.append(conn)
+                self._local.conn = conn
+                return conn
             conn = sqlite3.connect(
                 self.path,
                 timeout=self._busy_timeout_s,
@@ -151,6 +234,36 @@ class Database:
         with self._lock:
             self._conns.append(conn)
         self._local.conn = conn
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        try:
+            return self._connect_ro()
+        except sqlite3.OperationalError:
+            if self._immutable or self._wal_pending:
+                raise
+            # mode=ro needs the -shm file, which this user cannot create here; with no
+            # pending log the file alone is complete
+            self._immutable = True
+            return self._connect_ro()
+
+    def _connect_ro(self) -> sqlite3.Connection:
+        mode = "ro&immutable=1" if self._immutable else "ro"
+        conn = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode={mode}",
+            uri=True,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
+            conn.execute(f"PRAGMA mmap_size={int(self._mmap_bytes)}")
+            conn.execute("PRAGMA cache_size=-16384")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def close(self) -> None:
@@ -187,6 +300,11 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, committed when the block ends, rolled back on any error."""
+        if self.readonly:
+            raise StoreUnavailableError(
+                f"collection {self.collection!r} is read-only here ({self.path.parent} cannot "
+                "be written); searching works, changing it needs write access to the folder"
+            )
         conn = self.conn()
         with self.errors("write"):
             conn.execute("BEGIN IMMEDIATE")
@@ -209,11 +327,16 @@ class Database:
     def _translate(self, exc: sqlite3.DatabaseError, action: str) -> StoreError:
         text = str(exc)
         low = text.lower()
-        if "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        if "malformed" in low or "corrupt" in low:
+            return StoreUnavailableError(
+                f"the database of collection {self.collection!r} ({self.path}) is damaged "
+                f"({text}); {repair_hint(self.collection)}, or drop it and index again"
+            )
+        if "not a database" in low or "file is encrypted" in low:
             return StoreUnavailableError(
                 f"{self.path} is not a readable lookalike collection database ({text}); "
-                "move the file away to keep it, or delete the collection folder "
-                f"{self.path.parent} and index again"
+                "restore it from a backup, or delete the collection "
+                f"(`lookalike drop -c {self.collection} --yes`) and index again"
             )
         if "locked" in low or "busy" in low:
             return StoreUnavailableError(
@@ -233,6 +356,15 @@ class Database:
         return StoreError(f"SQLite error while trying to {action} {self.path}: {text}")
 
     # -- schema ------------------------------------------------------------------------
+
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version != len(MIGRATIONS):
+            raise StoreUnavailableError(
+                f"{self.path} has schema {version}, this lookalike reads {len(MIGRATIONS)}, and "
+                "the folder is read-only; open the collection once where it can be written "
+                "(e.g. run `lookalike stats`) to upgrade it, or use a matching lookalike"
+            )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         latest = len(MIGRATIONS)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.errors import StoreDamagedError
 from lookalike.records import Hit
 from lookalike.store.local.db import Database
 from lookalike.store.local.rows import DOC_COLUMNS, chunks, hit_from_row, placeholders
@@ -175,11 +176,31 @@ class LocalKnn:
                 sql = f"SELECT {DOC_COLUMNS} FROM documents d WHERE d.key IN ({in_list})"
                 for row in conn.execute(sql, list(part)):
                     rows[int(row[0])] = row
+            missing = [int(k) for k in keys.tolist() if int(k) not in rows]
+            if missing:
+                self._check_deleted(conn, missing)
         return [  # a key is missing if deleted since the index was synced
             hit_from_row(rows[key], score)
             for key, score in zip(keys.tolist(), scores.tolist(), strict=True)
             if key in rows
         ]
+
+    def _check_deleted(self, conn: Any, keys: list[int]) -> None:
+        """Keys the index ranked but the documents table lacks must have been deleted (the
+        change log says so); otherwise SQLite lost rows to a damaged page, and the search
+        would silently miss those images."""
+        deleted: set[int] = set()
+        for part in chunks(keys):
+            sql = f"SELECT key FROM changes WHERE op = 'D' AND key IN ({placeholders(len(part))})"
+            deleted.update(int(r[0]) for r in conn.execute(sql, list(part)))
+        lost = [k for k in keys if k not in deleted]
+        if lost:
+            name = self._db.collection
+            raise StoreDamagedError(
+                f"collection {name!r}: {len(lost)} ranked document(s) cannot be read from "
+                f"{self._db.path} (a damaged database page); "
+                f"run `lookalike check --repair -c {name}`"
+            )
 
 
 def _next_size(m: int, seen: int, passed: int, need: int) -> int:

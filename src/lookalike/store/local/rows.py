@@ -5,19 +5,23 @@ from __future__ import annotations
 import math
 import posixpath
 import sqlite3
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from lookalike.errors import ModelMismatchError, QueryError, StoreError
+from lookalike.errors import ModelMismatchError, QueryError, StoreDamagedError, StoreError
 from lookalike.records import Filters, Hit, ModelInfo, Record
 from lookalike.store.checks import mismatch_message
 from lookalike.store.local.db import decode_text, encode_text
 
 __all__ = [
     "DOC_COLUMNS",
+    "VEC_COLUMNS",
+    "check_blobs",
     "chunks",
+    "damaged_rows",
     "filter_sql",
     "hit_from_row",
     "prepare_records",
@@ -30,6 +34,8 @@ __all__ = [
 DOC_COLUMNS = (
     "d.key, d.id, d.path, d.root, d.relpath, d.format, d.size, d.mtime, d.sha256, d.width, d.height"
 )
+#: the vector and its checksum, read after DOC_COLUMNS (``v`` is vectors)
+VEC_COLUMNS = "v.vector, v.crc"
 #: SQLite allows 32766 parameters; stay well below
 CHUNK = 900
 
@@ -43,10 +49,42 @@ def placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-def record_from_row(row: sqlite3.Row | tuple[Any, ...], dim: int | None = None) -> Record:
-    """A Record from DOC_COLUMNS (+ an optional trailing vector BLOB)."""
+def damaged_rows(blobs: Sequence[bytes], crcs: Sequence[int | None]) -> list[int]:
+    """Positions of the BLOBs that do not match the CRC-32 stored beside them."""
+    crc32 = zlib.crc32
+    return [
+        i
+        for i, (blob, crc) in enumerate(zip(blobs, crcs, strict=True))
+        if crc is None or crc32(blob) != crc
+    ]
+
+
+def check_blobs(
+    blobs: Sequence[bytes],
+    crcs: Sequence[int | None],
+    label: Callable[[int], str],
+    collection: str,
+) -> None:
+    """Raise StoreDamagedError when a vector BLOB does not match the CRC-32 stored beside it
+    (bit-rot or a stray write: SQLite's own checks do not look inside a BLOB)."""
+    bad = damaged_rows(blobs, crcs)
+    if bad:
+        raise StoreDamagedError(
+            f"collection {collection!r}: the stored vector of {label(bad[0])} fails its checksum "
+            f"({len(bad)} of {len(blobs)} read failed; the database file was damaged on disk); "
+            f"run `lookalike check --repair -c {collection}` to re-embed the damaged images "
+            "from their files"
+        )
+
+
+def record_from_row(
+    row: sqlite3.Row | tuple[Any, ...], dim: int | None = None, collection: str = ""
+) -> Record:
+    """A Record from DOC_COLUMNS (+ optional trailing VEC_COLUMNS, checked)."""
     vector = None
-    if dim is not None and len(row) > 11 and row[11] is not None:
+    if dim is not None and len(row) > 12 and row[11] is not None:
+        label = f"document {decode_text(row[1])!r}"
+        check_blobs([row[11]], [row[12]], lambda _i: label, collection)
         vector = vectors_from_blobs([row[11]], dim)[0].copy()
     return Record(
         id=decode_text(row[1]),
@@ -87,7 +125,7 @@ def vectors_from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     if len(joined) != len(blobs) * dim * 4:
         raise StoreError(
             f"the collection database holds a vector that is not {dim} float32 values; "
-            "the file is damaged: drop the collection (`lookalike drop`) and index again"
+            "the file is damaged: run `lookalike check --repair` on the collection"
         )
     return np.frombuffer(joined, dtype="<f4").reshape(len(blobs), dim)
 
@@ -183,14 +221,15 @@ def prepare_records(
     records: Sequence[Any], model: ModelInfo, collection: str
 ) -> list[tuple[Any, ...]]:
     """Validated rows (id, path, root, relpath, format, size, mtime, sha256, width, height,
-    vector bytes) ready to bind; raises StoreError / ModelMismatchError naming the record."""
+    vector bytes, vector CRC-32) ready to bind; raises StoreError / ModelMismatchError
+    naming the record."""
     rows = [_metadata(rec) for rec in records]
     ids = [rec.id for rec in records]
     vectors = [
         _as_vector(getattr(rec, "vector", None), model, rec.id, collection) for rec in records
     ]
     blobs = vector_blobs(np.stack(vectors), ids)
-    return [(*row, blob) for row, blob in zip(rows, blobs, strict=True)]
+    return [(*row, blob, zlib.crc32(blob)) for row, blob in zip(rows, blobs, strict=True)]
 
 
 def _number(value: Any, name: str, *, whole: bool) -> float | int:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import (
+    CollectionNotFound,
     LookalikeError,
     ModelMismatchError,
     QueryError,
@@ -34,10 +35,12 @@ from lookalike.errors import (
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
 from lookalike.store.base import Store
 from lookalike.store.checks import check_window, unit_query_vector
+from lookalike.store.local.abilities import LocalAbilities
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
 from lookalike.store.local.knn import LocalKnn
 from lookalike.store.local.rows import (
     DOC_COLUMNS,
+    VEC_COLUMNS,
     chunks,
     filter_sql,
     placeholders,
@@ -48,7 +51,7 @@ from lookalike.store.local.source import SqliteVectorSource
 from lookalike.store.vectorindex.derived import DerivedIndex
 from lookalike.store.vectorindex.types import IndexParams, IndexStatus
 
-__all__ = ["THUMBS_DIR", "LocalStore"]
+__all__ = ["THUMBS_DIR", "LocalStore", "remove_collection_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +60,16 @@ THUMBS_DIR = "thumbs"
 _WITH_VECTORS = "documents d JOIN vectors v ON v.key = d.key"
 
 
-class LocalStore(Store):
-    """A local collection in ``folder`` (created if missing). Thread- and process-safe.
+class LocalStore(LocalAbilities, Store):
+    """A local collection in ``folder``. Thread- and process-safe.
 
-    ``exact_threshold``: below this many documents the whole collection is searched
-    exactly; from it on an HNSW index is used (0 forces HNSW). ``selective_limit``:
-    a filter matching at most this many documents is answered by exact scoring.
+    ``create``: make the collection when it does not exist (otherwise CollectionNotFound).
+    ``readonly``: None opens read-only exactly when the folder cannot be written (a
+    read-only mount); then searches work and nothing is written there, not even the
+    saved vector index. ``exact_threshold``: below this many documents the whole
+    collection is searched exactly; from it on an HNSW index is used (0 forces HNSW).
+    ``selective_limit``: a filter matching at most this many documents is answered by
+    exact scoring.
     """
 
     def __init__(
@@ -74,23 +81,47 @@ class LocalStore(Store):
         selective_limit: int = 5_000,
         index_params: IndexParams | None = None,
         busy_timeout_s: float = 30.0,
+        create: bool = True,
+        readonly: bool | None = None,
     ) -> None:
         self.collection = collection
         self.folder = Path(folder)
         self.selective_limit = selective_limit
         params = index_params or IndexParams()
         self.index_params = replace(params, exact_threshold=exact_threshold)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreUnavailableError(
-                f"cannot create the collection folder {self.folder} ({exc.strerror or exc}); "
-                "check the path and its permissions (or set LOOKALIKE_HOME)"
-            ) from exc
-        self._db = Database(self.folder / DB_FILENAME, busy_timeout_s=busy_timeout_s)
+        if create:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailableError(
+                    f"cannot create the collection folder {self.folder} "
+                    f"({exc.strerror or exc}); check the path and its permissions "
+                    "(or set LOOKALIKE_HOME)"
+                ) from exc
+        elif not self.folder.is_dir():
+            raise CollectionNotFound(f"no collection named {collection!r}", field="collection")
+        self._db = Database(
+            self.folder / DB_FILENAME,
+            collection=collection,
+            create=create,
+            readonly=readonly,
+            busy_timeout_s=busy_timeout_s,
+        )
+        if self._db.readonly:
+            log.warning(
+                "collection %r is read-only here (%s cannot be written): searching only, "
+                "the vector index is rebuilt in memory and not saved", collection, self.folder,
+            )  # fmt: skip
         self._model: ModelInfo | None = None
         self._index: DerivedIndex | None = None
         self._lock = threading.Lock()
+        self._writer_depth = 0
+        self._writer_lock = threading.RLock()
+
+    @property
+    def readonly(self) -> bool:
+        """Opened without write access (a read-only folder): searches only."""
+        return self._db.readonly
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.folder)!r}, {self.collection!r})"
@@ -180,8 +211,8 @@ class LocalStore(Store):
                 [(key, *r[:10]) for key, r in zip(keys, rows, strict=True)],
             )
             conn.executemany(
-                "INSERT INTO vectors (key, vector) VALUES (?, ?)",
-                [(key, r[10]) for key, r in zip(keys, rows, strict=True)],
+                "INSERT INTO vectors (key, vector, crc) VALUES (?, ?, ?)",
+                [(key, r[10], r[11]) for key, r in zip(keys, rows, strict=True)],
             )
             conn.executemany(
                 "INSERT INTO changes (key, id, op) VALUES (?, ?, 'U')",
@@ -224,14 +255,14 @@ class LocalStore(Store):
         wanted = self._encode_ids(ids)
         dim = self.model.dim if with_vectors and self.model else None
         found: dict[bytes, Record] = {}
-        cols = DOC_COLUMNS + (", v.vector" if dim else "")
+        cols = DOC_COLUMNS + (f", {VEC_COLUMNS}" if dim else "")
         join = " LEFT JOIN vectors v ON v.key = d.key" if dim else ""
         with self._db.read() as conn:
             for part in chunks(wanted):
                 where = f"d.id IN ({placeholders(len(part))})"
                 sql = f"SELECT {cols} FROM documents d{join} WHERE {where}"
                 for row in conn.execute(sql, list(part)):
-                    found[bytes(row[1])] = record_from_row(row, dim)
+                    found[bytes(row[1])] = record_from_row(row, dim, self.collection)
         return [found[i] for i in wanted if i in found]
 
     def count(self, filters: Filters | None = None) -> int:
@@ -269,11 +300,12 @@ class LocalStore(Store):
         with self._db.read() as conn:
             for part in chunks(wanted):
                 sql = (
-                    f"SELECT {DOC_COLUMNS}, v.vector FROM {_WITH_VECTORS} "
+                    f"SELECT {DOC_COLUMNS}, {VEC_COLUMNS} FROM {_WITH_VECTORS} "
                     f"WHERE d.sha256 IN ({placeholders(len(part))}) ORDER BY d.id"
                 )
                 for row in conn.execute(sql, list(part)):
-                    out.setdefault(str(row[8]), record_from_row(row, model.dim))
+                    if str(row[8]) not in out:
+                        out[str(row[8])] = record_from_row(row, model.dim, self.collection)
         return out
 
     def iter_records(
@@ -288,14 +320,14 @@ class LocalStore(Store):
         while True:
             with self._db.read() as conn:
                 rows = conn.execute(
-                    f"SELECT {DOC_COLUMNS}, v.vector FROM {_WITH_VECTORS} "
+                    f"SELECT {DOC_COLUMNS}, {VEC_COLUMNS} FROM {_WITH_VECTORS} "
                     "WHERE d.id > ? ORDER BY d.id LIMIT ?",
                     (last, batch_size),
                 ).fetchall()
             if not rows:
                 return
             last = bytes(rows[-1][1])
-            yield [record_from_row(r, model.dim) for r in rows]
+            yield [record_from_row(r, model.dim, self.collection) for r in rows]
 
     # -- search ------------------------------------------------------------------------
 
@@ -308,6 +340,7 @@ class LocalStore(Store):
                     dim=model.dim,
                     db_uuid=self._db.uuid,
                     params=self.index_params,
+                    saves=not self._db.readonly,
                 )
             return self._index
 
@@ -342,6 +375,17 @@ class LocalStore(Store):
         self._derived(model).sync(strict=persist)
         return self.index_status()
 
+    def vector_source(self) -> SqliteVectorSource:
+        """The checked view of the stored vectors the derived index reads."""
+        return SqliteVectorSource(self._db, self._require_model().dim)
+
+    def reset_index(self) -> None:
+        """Forget this process's vector index; the next search loads or builds it again."""
+        with self._lock:
+            index, self._index = self._index, None
+        if index is not None:
+            index.close()
+
     def index_status(self) -> IndexStatus:
         """How this process's vector index was obtained (file, rebuild, catch-up...)."""
         model = self.model
@@ -351,6 +395,8 @@ class LocalStore(Store):
 
     def flush(self) -> None:
         """Checkpoint the WAL and, for HNSW-sized collections, bring the saved index up to date."""
+        if self._db.readonly:
+            return
         with self._db.errors("checkpoint"):
             self._db.conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         model = self.model
@@ -427,13 +473,19 @@ class LocalStore(Store):
         self._db.close()
 
     def drop(self) -> None:
-        self.close()
-        try:
-            shutil.rmtree(self.folder)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise StoreError(
-                f"could not delete the collection folder {self.folder} ({exc.strerror or exc}); "
-                "delete it by hand"
-            ) from exc
+        with self.writer(what="drop"):
+            self.close()
+            remove_collection_folder(self.folder)
+
+
+def remove_collection_folder(folder: Path) -> None:
+    """Delete a collection folder (the caller holds its writer lock, or it is unusable)."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StoreError(
+            f"could not delete the collection folder {folder} ({exc.strerror or exc}); "
+            "delete it by hand"
+        ) from exc

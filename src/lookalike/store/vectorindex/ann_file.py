@@ -7,6 +7,8 @@ then renamed into place::
     ann-<seq>-<token>.keys      its keys, sorted, little-endian int64
     ann-<seq>-<token>.f32       their float32 vectors, row i for key i: exact
                                 rescoring reads candidates from here (memory-mapped)
+    ann-<seq>-<token>.crc       a CRC-32 per vector row (uint32), checked on every
+                                row read from the .f32 file
     ann-<seq>-<token>.json      the stamp: the change-log seq the index reflects,
                                 the database it belongs to, sizes and CRC-32s
 
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.errors import StoreDamagedError
 from lookalike.native_libs import Index
 
 __all__ = ["AnnFiles", "AnnStamp", "Base", "RowSource"]
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 
 _STAMP_RE = re.compile(r"^ann-(\d+)-([0-9a-f]{16})\.json$")
 _FILE_RE = re.compile(r"^ann-(\d+)-([0-9a-f]{16})\.")
-_FORMAT = 2
+_FORMAT = 3
 _CHUNK = 16 << 20
 
 #: given sorted keys, yields (keys, float32 vectors) for those that still exist, in key order
@@ -67,6 +70,7 @@ class AnnStamp:
     crc32: int
     rows: int
     keys_crc32: int
+    crcs_crc32: int
     name: str
     format: int = _FORMAT
 
@@ -82,7 +86,9 @@ class AnnStamp:
         if (
             stamp.format != _FORMAT
             or not _FILE_RE.match(stamp.name + ".")
-            or not all(isinstance(getattr(stamp, f), int) for f in (*ints, "keys_crc32"))
+            or not all(
+                isinstance(getattr(stamp, f), int) for f in (*ints, "keys_crc32", "crcs_crc32")
+            )
         ):
             raise ValueError("unknown stamp format")
         return stamp
@@ -93,7 +99,8 @@ class Base:
     """An HNSW index and the float32 vectors of its keys, for exact rescoring.
 
     ``stamp`` is None while the index lives only in memory (not saved yet); then
-    ``keys``/``vectors`` are None too and rescoring reads the database instead.
+    ``keys``/``vectors``/``crcs`` are None too and rescoring reads the database instead.
+    Every row read through ``rows`` is checked against its CRC-32.
     """
 
     index: Index
@@ -101,6 +108,8 @@ class Base:
     stamp: AnnStamp | None = None
     keys: np.ndarray | None = None
     vectors: np.ndarray | None = None
+    crcs: np.ndarray | None = None
+    folder: Path | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -117,10 +126,27 @@ class Base:
         pos = np.searchsorted(self.keys, keys)
         pos[pos >= len(self.keys)] = 0
         ok = self.keys[pos] == keys
-        return keys[ok], np.asarray(self.vectors[pos[ok]], dtype=np.float32)
+        found = pos[ok]
+        self.check_rows(found)
+        return keys[ok], np.asarray(self.vectors[found], dtype=np.float32)
+
+    def check_rows(self, positions: np.ndarray) -> None:
+        """StoreDamagedError when a row of the vector file fails its CRC-32 (bit-rot)."""
+        if self.vectors is None or self.crcs is None:
+            return
+        vectors, crcs, crc32 = self.vectors, self.crcs, zlib.crc32
+        for p in positions.tolist():
+            if crc32(vectors[p]) != int(crcs[p]):
+                name = self.stamp.name if self.stamp else "?"
+                folder = self.folder or Path("?")
+                raise StoreDamagedError(
+                    f"collection {folder.name!r}: row {p} of the saved vector file "
+                    f"{folder / name}.f32 fails its checksum (damaged on disk); run "
+                    f"`lookalike check --repair -c {folder.name}` to rebuild the saved index"
+                )
 
     def release(self) -> None:
-        self.keys = self.vectors = None
+        self.keys = self.vectors = self.crcs = None
         self.index.reset()
 
 
@@ -208,6 +234,10 @@ class AnnFiles:
                 return None
         return None
 
+    def load(self, stamp_path: Path, *, db_uuid: str, dim: int, max_seq: int) -> Base | None:
+        """The save named by ``stamp_path`` when its files pass their checks, else None."""
+        return self._load(stamp_path, db_uuid, dim, max_seq)
+
     def _load(self, stamp_path: Path, db_uuid: str, dim: int, max_seq: int) -> Base | None:
         try:
             stamp = AnnStamp.from_json(stamp_path.read_text(encoding="utf-8"))
@@ -226,13 +256,15 @@ class AnnFiles:
         if reason:
             log.warning("ignoring saved index %s: %s", stamp_path, reason)
             return None
-        index_path, keys_path, vec_path = self._paths(stamp.name)
+        index_path, keys_path, vec_path, crc_path = self._paths(stamp.name)
         crc, size, inode = _crc_file(index_path)  # FileNotFoundError: retry the listing
         kcrc, ksize, _ = _crc_file(keys_path)
+        ccrc, csize, _ = _crc_file(crc_path)
         vsize = os.stat(vec_path).st_size
-        if (size, crc) != (stamp.size, stamp.crc32) or (ksize, kcrc) != (
-            stamp.rows * 8,
-            stamp.keys_crc32,
+        if (
+            (size, crc) != (stamp.size, stamp.crc32)
+            or (ksize, kcrc) != (stamp.rows * 8, stamp.keys_crc32)
+            or (csize, ccrc) != (stamp.rows * 4, stamp.crcs_crc32)
         ):
             log.warning("ignoring damaged index files %s.* (size or CRC mismatch)", stamp.name)
             return None
@@ -247,15 +279,16 @@ class AnnFiles:
             return None
         return base
 
-    def _paths(self, name: str) -> tuple[Path, Path, Path]:
+    def _paths(self, name: str) -> tuple[Path, Path, Path, Path]:
         return (
             self.folder / f"{name}.usearch",
             self.folder / f"{name}.keys",
             self.folder / f"{name}.f32",
+            self.folder / f"{name}.crc",
         )
 
     def _open(self, stamp: AnnStamp) -> Base | None:
-        index_path, keys_path, vec_path = self._paths(stamp.name)
+        index_path, keys_path, vec_path, crc_path = self._paths(stamp.name)
         try:
             ef = self.ef_for(stamp.count)
             index = Index.restore(index_path, view=True, expansion_search=ef)
@@ -266,7 +299,9 @@ class AnnFiles:
             return None
         keys: np.ndarray
         vecs: np.ndarray
+        crcs: np.ndarray
         if stamp.rows:
+            crcs = np.fromfile(crc_path, dtype="<u4", count=stamp.rows)
             # plain ndarray views of the mappings: fancy indexing is cheaper than on np.memmap
             keys = np.asarray(np.memmap(keys_path, dtype="<i8", mode="r", shape=(stamp.rows,)))
             vecs = np.asarray(
@@ -275,7 +310,11 @@ class AnnFiles:
         else:
             keys = np.empty(0, dtype=np.int64)
             vecs = np.empty((0, stamp.dim), dtype=np.float32)
-        return Base(index=index, seq=stamp.seq, stamp=stamp, keys=keys, vectors=vecs)
+            crcs = np.empty(0, dtype="<u4")
+        return Base(
+            index=index, seq=stamp.seq, stamp=stamp, keys=keys, vectors=vecs, crcs=crcs,
+            folder=self.folder,
+        )  # fmt: skip
 
     # -- saving ------------------------------------------------------------------------
 
@@ -317,15 +356,23 @@ class AnnFiles:
                 _fsync_path(tmps[0])
                 crc, size, _ = _crc_file(tmps[0])
                 wanted = np.sort(np.asarray(index.keys, dtype=np.int64))
-                rows, kcrc = 0, 0
-                with open(tmps[1], "wb") as fk, open(tmps[2], "wb") as fv:
+                rows, kcrc, ccrc = 0, 0, 0
+                with (
+                    open(tmps[1], "wb") as fk,
+                    open(tmps[2], "wb") as fv,
+                    open(tmps[3], "wb") as fc,
+                ):
                     for keys, vecs in rows_for(wanted):
                         kbytes = np.ascontiguousarray(keys, dtype="<i8").tobytes()
                         fk.write(kbytes)
                         kcrc = zlib.crc32(kbytes, kcrc)
-                        fv.write(np.ascontiguousarray(vecs, dtype="<f4").tobytes())
+                        data = np.ascontiguousarray(vecs, dtype="<f4")
+                        fv.write(data.tobytes())
+                        cbytes = np.array([zlib.crc32(r) for r in data], dtype="<u4").tobytes()
+                        fc.write(cbytes)
+                        ccrc = zlib.crc32(cbytes, ccrc)
                         rows += len(keys)
-                    for fh in (fk, fv):
+                    for fh in (fk, fv, fc):
                         fh.flush()
                         os.fsync(fh.fileno())
                 meta = Index.metadata(tmps[0]) or {}
@@ -341,6 +388,7 @@ class AnnFiles:
                     crc32=crc,
                     rows=rows,
                     keys_crc32=kcrc,
+                    crcs_crc32=ccrc,
                     name=name,
                 )
                 for tmp, final in zip(tmps, finals, strict=True):

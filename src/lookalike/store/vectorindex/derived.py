@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.errors import StoreDamagedError
 from lookalike.native_libs import Index
 from lookalike.store.vectorindex.ann_file import AnnFiles, Base, RowSource
 from lookalike.store.vectorindex.exact_matrix import ExactMatrix, dot_rows
@@ -108,9 +109,18 @@ class DerivedIndex:
     """Base + delta + removed, kept in step with SQLite through the change log. Thread-safe."""
 
     def __init__(
-        self, folder: Path, source: VectorSource, *, dim: int, db_uuid: str, params: IndexParams
+        self,
+        folder: Path,
+        source: VectorSource,
+        *,
+        dim: int,
+        db_uuid: str,
+        params: IndexParams,
+        saves: bool = True,
     ) -> None:
         self.files = AnnFiles(folder, ef_for=params.ef_for)
+        #: False on a read-only folder: saved files are read, never written or removed
+        self.saves = saves
         self._source = source
         self._dim = dim
         self._uuid = db_uuid
@@ -148,14 +158,16 @@ class DerivedIndex:
 
     def _initial_load(self) -> _State:
         src = self._source
-        with contextlib.suppress(OSError):
-            self.files.clear_debris()
+        if self.saves:
+            with contextlib.suppress(OSError):
+                self.files.clear_debris()
         with src.snapshot():
             head, live = src.head(), src.count()
             if live == 0 or live < self.params.exact_threshold:
                 state = _State(self._dim, seq=head)
                 for keys, vecs in src.iter_vectors(_BATCH):
                     state.delta.add(keys, vecs)
+                self._check_count(len(state.delta), live)
                 self._origin = "exact"
                 return state
             adopted = self._state_from_file(max_seq=head, expected_live=live)
@@ -166,13 +178,28 @@ class DerivedIndex:
         self._save(state)
         return state
 
+    def _check_count(self, vectors: int, documents: int) -> None:
+        """The vectors read must be one per document: fewer means rows SQLite could not see
+        (a damaged page), which would otherwise silently drop images from every search."""
+        if vectors != documents:
+            name = self.files.folder.name
+            raise StoreDamagedError(
+                f"collection {name!r}: the database holds {documents} documents but "
+                f"{vectors} readable vectors (the file was damaged on disk); run "
+                f"`lookalike check --repair -c {name}` to find and re-embed what is missing"
+            )
+
     def _verify(self, base: Base) -> bool:
         """Sampled rows of the saved vector file equal the database's (keys that still exist)."""
         if base.keys is None or base.vectors is None or len(base.keys) == 0:
             return True
         picks = np.unique(np.linspace(0, len(base.keys) - 1, 16).astype(np.int64))
         keys, vecs = self._source.vectors(base.keys[picks].tolist())
-        got = base.rows(keys)
+        try:
+            got = base.rows(keys)
+        except StoreDamagedError as exc:  # a derived file: ignore it and rebuild from SQLite
+            log.warning("ignoring a damaged saved index: %s", exc)
+            return False
         return got is not None and len(got[0]) == len(keys) and np.array_equal(got[1], vecs)
 
     def _state_from_file(self, *, max_seq: int, expected_live: int) -> _State | None:
@@ -196,9 +223,11 @@ class DerivedIndex:
 
     def _rebuild_in_snapshot(self, head: int) -> _State:
         log.info("building the vector index of %s from the database", self.files.folder)
-        index = self._new_index(self._source.count())
+        live = self._source.count()
+        index = self._new_index(live)
         for keys, vecs in self._source.iter_vectors(_BATCH):
             _add(index, keys, vecs)
+        self._check_count(len(index), live)
         self._full_builds += 1
         self._origin = "rebuilt"
         return _State(self._dim, seq=head, base=Base(index=index, seq=head))
@@ -300,16 +329,18 @@ class DerivedIndex:
         if old is not None and (old.keys is None or old.vectors is None):
             return self._rows_from_source
         old_keys: np.ndarray = np.empty(0, dtype=np.int64)
-        old_vecs: np.ndarray = np.empty((0, self._dim), dtype=np.float32)
-        if old is not None and old.keys is not None and old.vectors is not None:
-            old_keys, old_vecs = old.keys, old.vectors
+        if old is not None and old.keys is not None:
+            old_keys = old.keys
         if len(dkeys) and len(old_keys) and int(dkeys[0]) <= int(old_keys[-1]):
             return self._rows_from_source  # not in key order: read them from the database
 
         def rows(wanted: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for start in range(0, len(old_keys), _BATCH):
-                part = slice(start, start + _BATCH)
-                yield _select(np.asarray(old_keys[part]), np.asarray(old_vecs[part]), wanted)
+                part = np.asarray(old_keys[start : start + _BATCH])
+                keep = part[np.isin(part, wanted)]
+                got = old.rows(keep) if old is not None else None  # checked row by row
+                if got is not None:
+                    yield got
             yield _select(dkeys, dvecs, wanted)
 
         return rows
@@ -321,7 +352,7 @@ class DerivedIndex:
     def _save(self, st: _State | None, rows: RowSource | None = None) -> None:
         """Save a base that lives only in memory; on failure it stays there (and rescoring
         reads the database instead of the vector file)."""
-        if st is None or st.base is None or st.base.stamp is not None:
+        if st is None or st.base is None or st.base.stamp is not None or not self.saves:
             return
         try:
             saved = self.files.save(
