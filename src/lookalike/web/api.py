@@ -36,7 +36,7 @@ from lookalike.web.schemas import (
 )
 from lookalike.web.uploads import UPLOAD_FIELD, receive_upload, search_upload
 
-__all__ = ["results_body", "router"]
+__all__ = ["package_version", "results_body", "router"]
 
 router = APIRouter(prefix=API, tags=["api"])
 
@@ -48,7 +48,8 @@ _IMAGE_HEADERS = {
 }
 
 
-def _version() -> str:
+def package_version() -> str:
+    """lookalike's installed version, or "unknown" when it runs from a source tree."""
     try:
         return version("lookalike")
     except PackageNotFoundError:
@@ -109,7 +110,7 @@ def health(collection: CollectionDep) -> dict[str, Any]:
     """Liveness and the collection's size (cheap: no model is loaded)."""
     return {
         "status": "ok",
-        "version": _version(),
+        "version": package_version(),
         "collection": collection.name,
         "documents": collection.store.count(),
     }

@@ -20,12 +20,13 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.collection import Collection, open_collection
 from lookalike.config import Settings
-from lookalike.web import api, pages
+from lookalike.web.api import package_version, router as api_router
 from lookalike.web.auth import TokenAuth
 from lookalike.web.docs import install_docs
 from lookalike.web.errors import install_error_handlers
 from lookalike.web.headers import NoSniff
 from lookalike.web.media import Media
+from lookalike.web.pages import STATIC_DIR, render_error, router as pages_router
 from lookalike.web.schemas import install_openapi
 
 __all__ = ["create_app"]
@@ -71,23 +72,19 @@ def create_app(
         title="lookalike",
         summary="Image similarity search over your own collections.",
         description=DESCRIPTION,
-        version=_version(),
+        version=package_version(),
         lifespan=lifespan,
         docs_url=None,  # served from the package by install_docs, not from a CDN
         redoc_url=None,
     )
     app.state.settings = settings
     install_openapi(app)
-    install_error_handlers(app, pages.render_error)
-    app.include_router(api.router)
-    app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    install_error_handlers(app, render_error)
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
     if settings.api_token:
         app.add_middleware(TokenAuth, token=settings.api_token)
     app.add_middleware(NoSniff)  # added last: the outermost, so every response has it
     return app
-
-
-def _version() -> str:
-    return api._version()

@@ -9,6 +9,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from lookalike.errors import StoreUnavailableError
 from lookalike.records import ModelInfo
@@ -16,6 +17,9 @@ from lookalike.store.base import FailedFile, StoreCheck
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
 from lookalike.store.local.salvage import Salvaged, salvage_database
 from lookalike.store.local.writer_lock import writer_lock
+
+if TYPE_CHECKING:
+    from lookalike.store.local.store import LocalStore
 
 __all__ = ["LocalAbilities"]
 
@@ -100,10 +104,8 @@ class LocalAbilities:
         database; ``repair`` (under the writer lock) removes damaged documents and rebuilds
         the saved index. See ``store.local.check``."""
         from lookalike.store.local.check import check_local
-        from lookalike.store.local.store import LocalStore
 
-        assert isinstance(self, LocalStore)
-        return check_local(self, self._db, repair=repair)
+        return check_local(cast("LocalStore", self), self._db, repair=repair)
 
     @property
     def database(self) -> Database:
