@@ -26,6 +26,7 @@ _EXPORTS = {
     "Record": "lookalike.records",
     "Query": "lookalike.search",
     "Searcher": "lookalike.search",
+    "Weighted": "lookalike.composing",
     "SizingReport": "lookalike.sizing",
     "sizing_report": "lookalike.sizing",
     **{
@@ -77,6 +78,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "UnsupportedImageError",
+    "Weighted",
     "open_collection",
     "sizing_report",
 ]
@@ -97,6 +99,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from lookalike.collection import Collection, open_collection
+    from lookalike.composing import Weighted
     from lookalike.config import Settings
     from lookalike.errors import (
         CollectionNotFound,

@@ -15,6 +15,7 @@ import click
 
 from lookalike.config import Settings
 from lookalike.errors import QueryError
+from lookalike.formats import parse_formats
 from lookalike.records import Filters
 
 __all__ = [
@@ -85,7 +86,7 @@ def filter_options(func: F) -> F:
             "--format",
             "formats",
             multiple=True,
-            help="Only this format (jpeg, png, ...); repeatable.",
+            help="Only these formats (jpeg, png, ...): repeat or separate with commas.",
         ),
         click.option("--min-size", help="Only files at least this big (e.g. 200KB)."),
         click.option("--max-size", help="Only files at most this big (e.g. 5MB)."),
@@ -109,7 +110,7 @@ def build_filters(
 ) -> Filters | None:
     filters = Filters(
         folder=Path(os.path.abspath(folder)).as_posix() if folder else None,
-        formats=tuple(format_name(f) for f in formats),
+        formats=parse_formats(formats),
         min_size=parse_size(min_size, "min-size") if min_size else None,
         max_size=parse_size(max_size, "max-size") if max_size else None,
         modified_after=parse_date(after, "after", end_of_day=False) if after else None,
@@ -160,11 +161,6 @@ def parse_date(text: str, field: str, *, end_of_day: bool) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-def format_name(name: str) -> str:
-    name = name.lower().lstrip(".")
-    return {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "heic": "heif"}.get(name, name)
 
 
 def emit_json(data: Any) -> None:
