@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.collection import Collection, open_collection
 from lookalike.config import Settings
-from lookalike.web import api, pages, search_api
+from lookalike.web import api, composed, pages, search_api
 from lookalike.web.auth import TokenAuth
 from lookalike.web.errors import install_error_handlers
 from lookalike.web.media import Media
@@ -75,6 +75,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(search_api.router)
     app.include_router(pages.router)
+    app.include_router(composed.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     if settings.api_token:
         app.add_middleware(TokenAuth, token=settings.api_token)

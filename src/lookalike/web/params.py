@@ -22,6 +22,7 @@ from lookalike.errors import QueryError
 from lookalike.formats import parse_formats
 from lookalike.records import Filters
 from lookalike.search import MAX_K, MAX_WINDOW
+from lookalike.units import parse_size
 
 __all__ = [
     "FILTER_NAMES",
@@ -173,9 +174,12 @@ def parse_filters(
 
 
 def _size(value: str | None, name: str) -> int | None:
+    """Bytes, or a size with a unit as the page's fields take it (``200KB``, ``5MB``)."""
     if value is None or not value.strip():
         return None
-    return parse_int(value, name, minimum=0, maximum=_MAX_BYTES)
+    if value.strip().isdigit():
+        return parse_int(value, name, minimum=0, maximum=_MAX_BYTES)
+    return parse_int(str(parse_size(value, name)), name, minimum=0, maximum=_MAX_BYTES)
 
 
 def filters_from_mapping(params: Mapping[str, list[str]]) -> Filters | None:
