@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from lookalike.models.testing import build_random_clip, build_random_multilingual
+from lookalike.models.testing import build_random_clip, build_random_multilingual, mark_random
 
 CLIP_NAME = "clip-ViT-B-32-random"
 TEXT_NAME = "multilingual-random"
@@ -39,6 +39,7 @@ def _is_built(folder: Path) -> bool:
 def ensure_model(folder: Path, build: Callable[[Path], Path]) -> bool:
     """Build ``folder`` unless it holds a model already; True when it was built now."""
     if _is_built(folder):
+        mark_random(folder)  # folders built before the marker existed (it leaves the id alone)
         return False
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))

@@ -52,20 +52,23 @@ def indexed(env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_search_similar_stats_json(indexed: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "search", "a green recycling symbol", "-k", "5", "--json")
     assert code == 0
-    hits = json.loads(out)
-    assert len(hits) == 5
+    body = json.loads(out)
+    assert set(body) >= {"collection", "query", "took_ms", "results", "count", "next_offset"}
+    assert body["query"] == {"type": "text", "q": "a green recycling symbol", "filters": {}}
+    hits = body["results"]
+    assert len(hits) == 5 and body["count"] == 5 and body["next_offset"] == 5
     assert {"id", "path", "score", "metadata"} <= set(hits[0])
     assert hits == sorted(hits, key=lambda h: -h["score"])
 
     query_id = hits[0]["id"]
     code, out, _ = run(capsys, "similar", query_id, "-k", "20", "--json")
-    similar = json.loads(out)
+    similar = json.loads(out)["results"]
     assert code == 0 and len(similar) == 8
     assert query_id not in {h["id"] for h in similar}
 
     # an indexed file as the query: itself is not a result
     code, out, _ = run(capsys, "similar", str(indexed[0]), "--json")
-    assert indexed[0].as_posix() not in {h["path"] for h in json.loads(out)}
+    assert indexed[0].as_posix() not in {h["path"] for h in json.loads(out)["results"]}
 
     code, out, _ = run(capsys, "stats", "--json")
     stats = json.loads(out)
@@ -79,13 +82,16 @@ def test_filters_on_the_command_line(
 ) -> None:
     folder = indexed[0].parent
     code, out, _ = run(capsys, "search", "x", "-k", "50", "--folder", str(folder), "--json")
-    hits = json.loads(out)
+    hits = json.loads(out)["results"]
     assert code == 0 and hits
     assert all(h["path"].startswith(folder.as_posix() + "/") for h in hits)
     code, out, _ = run(capsys, "search", "x", "--format", "JPG", "--json")
-    assert json.loads(out) == []  # all the pictures are PNG
+    assert json.loads(out)["results"] == []  # all the pictures are PNG
     code, out, _ = run(capsys, "search", "x", "--format", "png", "--min-size", "1KB", "--json")
-    assert len(json.loads(out)) == 9
+    assert len(json.loads(out)["results"]) == 9
+    code, out, _ = run(capsys, "search", "x", "-k", "50", "--format", "jpg,png", "--json")
+    body = json.loads(out)
+    assert len(body["results"]) == 9 and body["query"]["filters"]["formats"] == ["jpeg", "png"]
 
 
 def test_human_output(indexed: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,6 +110,18 @@ def test_human_output(indexed: list[Path], capsys: pytest.CaptureFixture[str]) -
         (("search", "x", "--min-size", "lots"), 2, "cannot read size"),
         (("search", "x", "--after", "yesterday"), 2, "cannot read date"),
         (("similar", "0123456789abcdef0000"), 3, "no indexed image with id"),
+        (("similar", "/typo.jpg"), 3, "no such file: /typo.jpg"),
+        (("similar", "holiday/typo.png"), 3, "no such file"),
+        (
+            ("search", "x", "--format", "jpgg"),
+            2,
+            "unknown image format 'jpgg'; use names such as jpeg",
+        ),
+        (("search", "x", "--format", "png,jpgg"), 2, "unknown image format 'jpgg'"),
+        (("search", "x", "--like", "~/no/such.jpg"), 3, "no such file: ~/no/such.jpg"),
+        (("search", "x", "--not", "101:night"), 2, "a weight must be above 0 and at most 100"),
+        (("search", "--not", "night"), 2, "give a text, an image or an indexed id"),
+        (("search", "x", "--json", "--csv"), 2, "choose one of --json and --csv"),
         (("index", "/no/such/folder"), 3, "does not exist"),
         (("search", "x", "--collection", "Bad Name!"), 2, "invalid collection name"),
     ],
@@ -159,7 +177,7 @@ def test_real_subprocess_round_trip(indexed: list[Path], env: Settings) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert len(json.loads(result.stdout)) == 2
+    assert len(json.loads(result.stdout)["results"]) == 2
 
 
 def test_parsers() -> None:

@@ -26,6 +26,7 @@ _EXPORTS = {
     "Record": "lookalike.records",
     "Query": "lookalike.search",
     "Searcher": "lookalike.search",
+    "Weighted": "lookalike.composing",
     "SizingReport": "lookalike.sizing",
     "sizing_report": "lookalike.sizing",
     **{
@@ -72,6 +73,9 @@ if TYPE_CHECKING:
     from lookalike.collection import (
         Collection as Collection,
         open_collection as open_collection,
+    )
+    from lookalike.composing import (
+        Weighted as Weighted,
     )
     from lookalike.config import (
         Settings as Settings,

@@ -434,7 +434,8 @@ def _should_remove(path: str) -> bool:
 
 
 def _absolute(path: str | Path) -> str:
-    return Path(os.path.abspath(os.fspath(path))).as_posix()
+    """An absolute POSIX path; ``~`` is expanded, as a shell would, so "~/Pictures" works."""
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).as_posix()
 
 
 def _chunks(items: list[_Pending], size: int) -> Iterator[tuple[int, list[_Pending]]]:

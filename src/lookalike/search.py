@@ -1,9 +1,10 @@
 """Searcher: turn a text, an image or an indexed id into a query vector and ask the store.
 
 Every interface (CLI, web app, library) searches through this class. Queries
-can be combined: positives (texts, images, ids) are averaged, negatives are
-subtracted with a weight, and the result is re-normalised, as in CLIP retrieval
-tools. Ids and files used as the query are excluded from the results.
+can be combined: positives (texts, images, ids) are averaged, negatives (texts,
+images, ids) are subtracted with a weight, and the result is re-normalised
+(Rocchio-style; see ``lookalike.composing``). Any part may carry its own weight
+(``Weighted``). Ids and files used in the query are excluded from the results.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import IO
 import numpy as np
 from PIL import Image
 
+from lookalike.composing import MAX_PARTS, Weighted, check_weight, rocchio, unweight
 from lookalike.errors import NotFoundError, QueryError
 from lookalike.images import clip_crop, clip_ready
 from lookalike.models.base import Embedder
@@ -24,7 +26,7 @@ from lookalike.records import Filters, Hit
 from lookalike.store.base import Store
 from lookalike.store.checks import MAX_K, MAX_WINDOW, check_window
 
-__all__ = ["MAX_K", "MAX_WINDOW", "ImageSource", "Query", "Searcher"]
+__all__ = ["MAX_K", "MAX_WINDOW", "ImageSource", "Query", "Searcher", "Weighted"]
 
 MAX_QUERY_CHARS = 2000
 
@@ -33,13 +35,20 @@ ImageSource = str | Path | bytes | IO[bytes] | Image.Image
 
 @dataclass
 class Query:
-    """A combined query. At least one positive part is required."""
+    """A combined query. At least one positive part is required.
 
-    texts: Sequence[str] = ()
-    images: Sequence[ImageSource] = ()
-    ids: Sequence[str] = ()
-    negative_texts: Sequence[str] = ()
+    Every part may be plain (weight 1) or ``Weighted(part, weight)``; negatives are
+    subtracted, scaled by ``negative_weight``. Ids on either side, and query files
+    that are themselves indexed, never come back as results.
+    """
+
+    texts: Sequence[str | Weighted[str]] = ()
+    images: Sequence[ImageSource | Weighted[ImageSource]] = ()
+    ids: Sequence[str | Weighted[str]] = ()
+    negative_texts: Sequence[str | Weighted[str]] = ()
     negative_weight: float = 0.5
+    negative_images: Sequence[ImageSource | Weighted[ImageSource]] = ()
+    negative_ids: Sequence[str | Weighted[str]] = ()
     k: int = 10
     offset: int = 0
     min_score: float | None = None
@@ -107,7 +116,7 @@ class Searcher:
         check_window(query.k, query.offset, query.min_score, max_k=MAX_K)
         if self.server_side_text and _plain_text(query):
             return self.store.knn_text(
-                _check_text(query.texts[0], "q"),
+                _check_text(str(query.texts[0]), "q"),
                 query.k,
                 offset=query.offset,
                 filters=query.filters,
@@ -141,44 +150,76 @@ class Searcher:
         return self._query_vector(query)[0]
 
     def _query_vector(self, query: Query) -> tuple[np.ndarray, list[str], set[str]]:
-        positives: list[np.ndarray] = []
-        exclude_ids: list[str] = []
+        parts = (
+            (len(query.texts) + len(query.images) + len(query.ids) + len(query.negative_texts))
+            + len(query.negative_images)
+            + len(query.negative_ids)
+        )
+        if parts > MAX_PARTS:
+            raise QueryError(f"a query may have at most {MAX_PARTS} parts", field="q")
+        beta = check_weight(query.negative_weight, "negative_weight")
         exclude_paths: set[str] = set()
-        texts = [_check_text(t, "q") for t in query.texts]
-        if texts:
-            positives.extend(self.embedder.embed_texts(texts))
-        if query.images:
+        pos, pos_w, pos_ids = self._side(query.texts, query.images, query.ids, "", exclude_paths)
+        if not pos:
+            raise QueryError("give a text, an image or an indexed id to search with", field="q")
+        neg, neg_w, neg_ids = self._side(
+            query.negative_texts, query.negative_images, query.negative_ids, "negative_",
+            exclude_paths,
+        )  # fmt: skip
+        vector = rocchio(pos, pos_w, neg, neg_w, beta)
+        return vector, [*pos_ids, *neg_ids], exclude_paths
+
+    def _side(
+        self,
+        texts: Sequence[str | Weighted[str]],
+        images: Sequence[ImageSource | Weighted[ImageSource]],
+        ids: Sequence[str | Weighted[str]],
+        prefix: str,
+        exclude_paths: set[str],
+    ) -> tuple[list[np.ndarray], list[float], list[str]]:
+        """The vectors and weights of one side of the query, and the ids it names."""
+        vectors: list[np.ndarray] = []
+        weights: list[float] = []
+        text_values, text_weights = unweight(texts, f"{prefix}weight")
+        checked = [_check_text(t, "q" if not prefix else "negative") for t in text_values]
+        if checked:
+            vectors.extend(self.embedder.embed_texts(checked))
+            weights.extend(text_weights)
+        image_values, image_weights = unweight(images, f"{prefix}weight")
+        if image_values:
             pictures = []
-            for src in query.images:
+            for src in image_values:
                 if isinstance(src, Image.Image):
                     pictures.append(clip_crop(src))
                 else:
                     pictures.append(clip_ready(src, max_pixels=self.max_pixels).image)
                     if isinstance(src, (str, Path)):
                         exclude_paths.add(Path(os.path.abspath(src)).as_posix())
-            positives.extend(self.embedder.embed_images(pictures))
-        if query.ids:
-            ids = [str(i) for i in query.ids]
-            records = self.store.get(ids, with_vectors=True)
-            found = {r.id for r in records}
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise NotFoundError(f"no indexed image with id {missing[0]!r}", field="id")
-            positives.extend(r.vector for r in records if r.vector is not None)
-            exclude_ids.extend(ids)
-        if not positives:
-            raise QueryError("give a text, an image or an indexed id to search with", field="q")
-        vec = np.mean(np.asarray(positives, dtype=np.float32), axis=0)
-        negatives = [_check_text(t, "negative") for t in query.negative_texts]
-        if negatives:
-            vec = vec - query.negative_weight * np.mean(
-                self.embedder.embed_texts(negatives), axis=0
-            )
-        return _normalise(vec), exclude_ids, exclude_paths
+            vectors.extend(self.embedder.embed_images(pictures))
+            weights.extend(image_weights)
+        id_values, id_weights = unweight(ids, f"{prefix}weight")
+        names = [str(i) for i in id_values]
+        if names:
+            records = {r.id: r for r in self.store.get(names, with_vectors=True)}
+            for name, weight in zip(names, id_weights, strict=True):
+                rec = records.get(name)
+                if rec is None or rec.vector is None:
+                    raise NotFoundError(
+                        f"no indexed image with id {name!r}",
+                        field=f"{prefix}id" if prefix else "id",
+                    )
+                vectors.append(rec.vector)
+                weights.append(weight)
+        return vectors, weights, names
 
 
 def _plain_text(query: Query) -> bool:
-    return len(query.texts) == 1 and not (query.images or query.ids or query.negative_texts)
+    return (
+        len(query.texts) == 1
+        and isinstance(query.texts[0], str)
+        and not (query.images or query.ids or query.negative_texts)
+        and not (query.negative_images or query.negative_ids)
+    )
 
 
 def _check_text(text: str, field_name: str) -> str:
@@ -189,11 +230,3 @@ def _check_text(text: str, field_name: str) -> str:
             f"the search text is longer than {MAX_QUERY_CHARS} characters", field=field_name
         )
     return text.strip()
-
-
-def _normalise(vec: np.ndarray) -> np.ndarray:
-    vec = np.asarray(vec, dtype=np.float32)
-    norm = float(np.linalg.norm(vec))
-    if not np.isfinite(norm) or norm < 1e-12:
-        raise QueryError("the query cancels itself out; use fewer negatives", field="negative")
-    return vec / norm

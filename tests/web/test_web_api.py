@@ -288,7 +288,7 @@ def test_image_info(client: TestClient) -> None:
 def test_unknown_route_and_wrong_method_keep_the_error_shape(client: TestClient) -> None:
     error = assert_error(client.get("/api/v1/nothing-here"), 404, None)
     assert error["type"] == "NotFound"
-    error = assert_error(client.post(SEARCH, params={"q": "x"}), 405, None)
+    error = assert_error(client.put(SEARCH, params={"q": "x"}), 405, None)
     assert error["type"] == "MethodNotAllowed"
     assert_error(client.delete("/api/v1/images/abc"), 405, None)
 

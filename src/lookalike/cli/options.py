@@ -15,7 +15,9 @@ import click
 
 from lookalike.config import Settings
 from lookalike.errors import QueryError
+from lookalike.formats import parse_formats
 from lookalike.records import Filters
+from lookalike.units import parse_size
 
 __all__ = [
     "build_filters",
@@ -85,7 +87,7 @@ def filter_options(func: F) -> F:
             "--format",
             "formats",
             multiple=True,
-            help="Only this format (jpeg, png, ...); repeatable.",
+            help="Only these formats (jpeg, png, ...): repeat or separate with commas.",
         ),
         click.option("--min-size", help="Only files at least this big (e.g. 200KB)."),
         click.option("--max-size", help="Only files at most this big (e.g. 5MB)."),
@@ -109,43 +111,13 @@ def build_filters(
 ) -> Filters | None:
     filters = Filters(
         folder=Path(os.path.abspath(folder)).as_posix() if folder else None,
-        formats=tuple(format_name(f) for f in formats),
+        formats=parse_formats(formats),
         min_size=parse_size(min_size, "min-size") if min_size else None,
         max_size=parse_size(max_size, "max-size") if max_size else None,
         modified_after=parse_date(after, "after", end_of_day=False) if after else None,
         modified_before=parse_date(before, "before", end_of_day=True) if before else None,
     )
     return None if filters.is_empty() else filters
-
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-}
-
-
-def parse_size(text: str, field: str) -> int:
-    """'200KB' -> 200000, '5MiB' -> 5242880, '123' -> 123."""
-    m = _SIZE_RE.match(text)
-    unit = (m.group(2) or "").lower() if m else ""
-    if not m or unit not in _UNITS:
-        raise QueryError(
-            f"cannot read size {text!r}; write e.g. 500KB, 2MB or 1048576", field=field
-        )
-    return int(float(m.group(1)) * _UNITS[unit])
 
 
 def parse_date(text: str, field: str, *, end_of_day: bool) -> float:
@@ -160,11 +132,6 @@ def parse_date(text: str, field: str, *, end_of_day: bool) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-def format_name(name: str) -> str:
-    name = name.lower().lstrip(".")
-    return {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "heic": "heif"}.get(name, name)
 
 
 def emit_json(data: Any) -> None:

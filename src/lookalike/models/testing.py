@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lookalike.errors import ConfigError
+from lookalike.models.provenance import RANDOM_MARKER
 from lookalike.models.sentence import _quiet_loading
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Size",
     "build_random_clip",
     "build_random_multilingual",
+    "mark_random",
 ]
 
 Size = Literal["tiny", "base"]
@@ -239,6 +241,7 @@ def build_random_clip(
         }
     ]
     (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    mark_random(folder)
     return folder
 
 
@@ -284,4 +287,12 @@ def build_random_multilingual(
         dense = Dense(hidden, out_dim, bias=False, activation_function=torch.nn.Identity())
         model = SentenceTransformer(modules=[transformer, pooling, dense], device="cpu")
         model.save(str(folder))
+    mark_random(folder)
     return folder
+
+
+def mark_random(folder: Path) -> None:
+    """Mark a model folder as random-weight, so the page and the CLI can say so."""
+    (folder / RANDOM_MARKER).write_text(
+        "This model has random weights: its search results are meaningless.\n", encoding="utf-8"
+    )

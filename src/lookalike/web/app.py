@@ -22,12 +22,14 @@ from lookalike.collection import Collection, open_collection
 from lookalike.config import Settings
 from lookalike.web.api import package_version, router as api_router
 from lookalike.web.auth import TokenAuth
+from lookalike.web.composed import router as composed_router
 from lookalike.web.docs import install_docs
 from lookalike.web.errors import install_error_handlers
 from lookalike.web.headers import NoSniff
 from lookalike.web.media import Media
 from lookalike.web.pages import STATIC_DIR, render_error, router as pages_router
 from lookalike.web.schemas import install_openapi
+from lookalike.web.search_api import router as search_api_router
 
 __all__ = ["create_app"]
 
@@ -81,7 +83,9 @@ def create_app(
     install_openapi(app)
     install_error_handlers(app, render_error)
     app.include_router(api_router)
+    app.include_router(search_api_router)
     app.include_router(pages_router)
+    app.include_router(composed_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
     if settings.api_token:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -28,8 +28,10 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.collection import Collection
 from lookalike.errors import LookalikeError, QueryError
+from lookalike.models.provenance import random_weight_models
 from lookalike.records import Filters, Hit
-from lookalike.search import MAX_K, MAX_WINDOW, Query
+from lookalike.search import MAX_K, MAX_WINDOW
+from lookalike.web.composed import PageQuery, page_query, query_string, run_page_query
 from lookalike.web.media import Media
 from lookalike.web.params import (
     FILTER_NAMES,
@@ -47,6 +49,9 @@ HERE = Path(__file__).parent
 TEMPLATE_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 PAGE = 30  # results per page / per "Load more"
+PAGE_SIZES = (10, 30, 60, 100)
+#: repeatable address parameters of a composed query (see composed.py)
+COMPOSE_LISTS = ("similar", "unlike", "not")
 FORMATS = ("jpeg", "png", "webp", "gif", "heif", "avif", "tiff", "bmp")
 UPLOAD_RELOAD_NOTICE = (
     "This page showed results for an uploaded image. Uploads are never kept on the server, "
@@ -99,12 +104,17 @@ def _base_context(request: Request, raw: Mapping[str, list[str]]) -> dict[str, A
         documents: int | None = collection.store.count()
     except LookalikeError:
         documents = None
-    form = {name: (raw.get(name) or [""])[0] for name in ("q", "similar", *FILTER_NAMES)}
+    form = {name: (raw.get(name) or [""])[0] for name in ("q", "min_score", "n", *FILTER_NAMES)}
+    lists = {name: [v for v in raw.get(name, []) if v.strip()] for name in COMPOSE_LISTS}
     return {
         "collection": collection.name,
         "documents": documents,
         "form": form,
-        "filters_open": any(form[name] for name in FILTER_NAMES),
+        "lists": lists,
+        "filters_open": any(form[name] for name in (*FILTER_NAMES, "min_score", "n"))
+        or bool(lists["not"]),
+        "random_models": random_weight_models(request.app.state.settings),
+        "page_sizes": PAGE_SIZES,
         "max_upload_bytes": request.app.state.settings.max_upload_bytes,
         "page_size": PAGE,
         "error": None,
@@ -139,23 +149,18 @@ def render_error(
 
 
 def _search(
-    collection: Collection, q: str, similar: str, window: SearchParams
-) -> tuple[list[Hit], dict[str, Any] | None]:
-    """Hits for text and/or an indexed id; the view of the query image when there is one."""
-    query_view = None
-    hits = collection.searcher.search(
-        Query(
-            texts=[q] if q else (),
-            ids=[similar] if similar else (),
-            k=window.k,
-            offset=window.offset,
-            filters=window.filters,
-        )
-    )
-    if similar:
-        found = collection.store.get([similar], with_vectors=False)
-        query_view = record_to_view(found[0]) if found else None
-    return hits, query_view
+    collection: Collection, pq: PageQuery, window: SearchParams
+) -> tuple[list[Hit], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hits for the page's query; views of its positive and negative images."""
+    hits = run_page_query(collection, pq, window)
+    return hits, _views(collection, pq.similar), _views(collection, pq.unlike)
+
+
+def _views(collection: Collection, ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    found = {r.id: r for r in collection.store.get(list(ids), with_vectors=False)}
+    return [record_to_view(found[i]) for i in ids if i in found]
 
 
 def _section(
@@ -168,6 +173,9 @@ def _section(
     query_view: dict[str, Any] | None = None,
     next_page: str | None = None,
     more_href: str | None = None,
+    pq: PageQuery | None = None,
+    likes: list[dict[str, Any]] | None = None,
+    unlikes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     end = window.offset + len(hits)
     has_more = len(hits) == window.k and end + 1 <= MAX_WINDOW
@@ -183,35 +191,40 @@ def _section(
         if has_more and next_page
         else None,
         "more_href": more_href if has_more else None,
+        "likes": likes or [],
+        "unlikes": unlikes or [],
+        "nots": list(pq.nots) if pq else [],
+        "pairs": pq.pairs() if pq else [],
+        "base": query_string(pq, fq) if pq else "",
+        "composed": bool(pq and pq.composed),
+        "hidden": [*(pq.pairs() if pq else []), *parse_qsl(fq)],
+        "export_n": max(PAGE, end),
     }
-
-
-def _query_string(q: str, similar: str, fq: str) -> str:
-    pairs = [("q", q)] if q else []
-    if similar:
-        pairs.append(("similar", similar))
-    return "&".join(part for part in (urlencode(pairs), fq) if part)
 
 
 def _text_or_similar(request: Request, *, offset: int, k: int) -> dict[str, Any]:
     raw = _raw(request)
-    q, similar = _one(raw, "q"), _one(raw, "similar")
+    pq = page_query(raw)
     filters = filters_from_mapping(raw)
     fq = filter_query(raw)
-    window = SearchParams(k=k, offset=offset, filters=filters)
-    hits, query_view = _search(_collection(request), q, similar, window)
-    base = _query_string(q, similar, fq)
+    window = SearchParams(k=k, offset=offset, min_score=pq.min_score, filters=filters)
+    hits, likes, unlikes = _search(_collection(request), pq, window)
+    base = query_string(pq, fq)
+    mode = "text" if not pq.similar else ("similar" if not pq.q and not pq.composed else "mixed")
     return _section(
-        mode="similar" if similar and not q else ("mixed" if similar else "text"),
-        q=q,
+        mode=mode,
+        q=pq.q,
         hits=hits,
         window=window,
         fq=fq,
-        query_view=query_view,
-        next_page=f"/partials/results?{_query_string(q, similar, '')}&",
+        query_view=likes[0] if len(likes) == 1 else None,
+        next_page=f"/partials/results?{query_string(pq, '')}&",
         more_href=f"/?{base}&n={offset + len(hits) + PAGE}"
         if offset + len(hits) + PAGE <= MAX_K
         else None,
+        pq=pq,
+        likes=likes,
+        unlikes=unlikes,
     )
 
 
@@ -221,7 +234,13 @@ def index(request: Request) -> Response:
     context = _base_context(request, raw)
     if raw.get("upload"):
         context["notice"] = UPLOAD_RELOAD_NOTICE
-    if context["form"]["q"].strip() or context["form"]["similar"].strip():
+    pq = page_query(raw)
+    if pq.empty and (pq.unlike or pq.nots):
+        raise QueryError(
+            "say what to find more of (a text or an image) beside what to find less of",
+            field="q",
+        )
+    if not pq.empty:
         n = _one(raw, "n")
         # A long "Load more" session can pass MAX_K; a reload then shows the first MAX_K.
         shown = min(MAX_K, parse_int(n, "n", minimum=1, maximum=MAX_WINDOW)) if n else PAGE
@@ -236,8 +255,6 @@ def results_fragment(request: Request) -> Response:
     raw = _raw(request)
     offset = parse_int(_one(raw, "offset") or "0", "offset", minimum=0, maximum=MAX_WINDOW - 1)
     k = parse_int(_one(raw, "k") or str(PAGE), "k", minimum=1, maximum=MAX_K)
-    if not (_one(raw, "q") or _one(raw, "similar")):
-        raise QueryError("give q (text) or similar (an id) to search with", field="q")
     section = _text_or_similar(request, offset=offset, k=k)
     return render(request, "_results.html", {"section": section})
 
@@ -245,7 +262,7 @@ def results_fragment(request: Request) -> Response:
 async def _upload_section(request: Request, *, offset: int, k: int) -> dict[str, Any]:
     raw = _raw(request)
     filters: Filters | None = filters_from_mapping(raw)
-    window = SearchParams(k=k, offset=offset, filters=filters)
+    window = SearchParams(k=k, offset=offset, min_score=page_query(raw).min_score, filters=filters)
     collection, media = _collection(request), request.app.state.media
     assert isinstance(media, Media)
     with await receive_upload(request) as upload:

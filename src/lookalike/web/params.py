@@ -13,16 +13,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cache
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Query
-from PIL import Image
 
 from lookalike.errors import QueryError
+from lookalike.formats import parse_formats
 from lookalike.records import Filters
 from lookalike.search import MAX_K, MAX_WINDOW
+from lookalike.units import parse_size
 
 __all__ = [
     "FILTER_NAMES",
@@ -47,16 +47,9 @@ FILTER_NAMES = (
 )
 #: parameters any route accepts: the API token (see auth.py)
 ALWAYS_ALLOWED = frozenset({"token"})
-_FORMAT_ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "heic": "heif"}
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _MAX_TEXT = 4096
 _MAX_BYTES = 2**53  # file sizes; far beyond any file, well inside SQLite's integers
-
-
-@cache
-def known_formats() -> frozenset[str]:
-    """Lower-case Pillow format names (what the indexer records), plus the HEIF plugin's."""
-    return frozenset({f.lower() for f in Image.registered_extensions().values()} | {"heif", "avif"})
 
 
 @dataclass(frozen=True)
@@ -135,22 +128,7 @@ def parse_time(value: str, name: str, *, end_of_day: bool = False) -> float:
 
 
 def _parse_formats(values: Iterable[str]) -> tuple[str, ...]:
-    out: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            name = part.strip().lower().lstrip(".")
-            if not name:
-                continue
-            name = _FORMAT_ALIASES.get(name, name)
-            if name not in known_formats():
-                raise QueryError(
-                    f"unknown image format {part.strip()[:20]!r}; use names such as jpeg, png, "
-                    "webp, gif, tiff, heif",
-                    field="format",
-                )
-            if name not in out:
-                out.append(name)
-    return tuple(out)
+    return parse_formats(values)
 
 
 def _parse_folder(value: str) -> str:
@@ -196,9 +174,12 @@ def parse_filters(
 
 
 def _size(value: str | None, name: str) -> int | None:
+    """Bytes, or a size with a unit as the page's fields take it (``200KB``, ``5MB``)."""
     if value is None or not value.strip():
         return None
-    return parse_int(value, name, minimum=0, maximum=_MAX_BYTES)
+    if value.strip().isdigit():
+        return parse_int(value, name, minimum=0, maximum=_MAX_BYTES)
+    return parse_int(str(parse_size(value, name)), name, minimum=0, maximum=_MAX_BYTES)
 
 
 def filters_from_mapping(params: Mapping[str, list[str]]) -> Filters | None:

@@ -1,5 +1,6 @@
 // lookalike: a little plain JavaScript over server-rendered pages (no build step).
-// Adds: search by dropped / pasted / chosen image, "Load more" in place, and the viewer dialog.
+// Adds: search by dropped / pasted / chosen image, "Load more" in place, the viewer dialog (prev/next,
+// copy path, a clear state for files moved or edited since indexing), and "More like these" counts.
 // Everything else (text search, "Find similar") is plain links and forms that work without it.
 (() => {
   "use strict";
@@ -13,7 +14,9 @@
   const uploadInput = document.getElementById("upload");
   const viewer = document.getElementById("viewer");
   const status = document.getElementById("status");
-  const FILTERS = ["folder", "format", "modified_after", "modified_before"];
+  const FILTERS = ["folder", "format", "modified_after", "modified_before", "min_size", "max_size", "min_score"];
+  const OPTIONAL = [...FILTERS, "n", "not"];
+  let viewerIndex = -1;
   let uploadFile = null;
   let previewUrl = null;
 
@@ -158,10 +161,52 @@
     return params ? `${href}&${params}` : href;
   }
 
-  function openViewer(card) {
+  function viewerCards() {
+    return [...document.querySelectorAll(".card a.thumb[data-view]")];
+  }
+
+  // A file moved or edited since indexing answers 410 with a message: show it, not a broken image.
+  async function goneMessage(url) {
+    try {
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (response.ok) return null;
+      return await errorMessage(response);
+    } catch (_) {
+      return "the image could not be loaded; is `lookalike serve` still running?";
+    }
+  }
+
+  function showGone(box, message) {
+    box.textContent = "";
+    const strong = document.createElement("strong");
+    strong.textContent = "This file has changed since it was indexed. ";
+    box.append(strong, message);
+    box.hidden = false;
+  }
+
+  function openAt(index) {
+    const links = viewerCards();
+    if (index < 0 || index >= links.length) return false;
+    try {
+      viewerIndex = index;
+      return openViewer(JSON.parse(links[index].dataset.view), index, links.length);
+    } catch (_) {
+      return false;
+    }
+  }
+
+  function openViewer(card, index, total) {
     if (!viewer || typeof viewer.showModal !== "function") return false;
     const img = document.getElementById("viewer-img");
+    const gone = document.getElementById("viewer-gone");
+    gone.hidden = true;
+    img.hidden = false;
     img.src = card.browser_displayable ? card.urls.image : card.urls.preview;
+    document.getElementById("viewer-prev").disabled = index <= 0;
+    document.getElementById("viewer-next").disabled = index >= total - 1;
+    document.getElementById("viewer-position").textContent = `${index + 1} of ${total}`;
+    document.getElementById("viewer-path").value = card.path;
+    document.getElementById("viewer-copy").textContent = "Copy path";
     img.alt = `${card.name} (${card.width}×${card.height}, ${String(card.format).toUpperCase()})`;
     document.getElementById("viewer-title").textContent = card.name;
     const rows = [
@@ -189,8 +234,30 @@
     folderUrl.searchParams.delete("upload");
     document.getElementById("viewer-folder").href = folderUrl.pathname + folderUrl.search;
     document.getElementById("viewer-original").href = card.urls.image;
-    viewer.showModal();
+    if (!viewer.open) viewer.showModal();
     return true;
+  }
+
+  async function copyPath() {
+    const field = document.getElementById("viewer-path");
+    const button = document.getElementById("viewer-copy");
+    try {
+      await navigator.clipboard.writeText(field.value);
+    } catch (_) {
+      field.select(); // no clipboard access: leave the path selected for Ctrl+C
+      button.textContent = "Press Ctrl+C";
+      announce("The path is selected: press Ctrl+C to copy it.");
+      return;
+    }
+    button.textContent = "Copied";
+    announce("Path copied.");
+  }
+
+  function updateFeedback() {
+    const button = document.getElementById("more-like-these");
+    if (!button) return;
+    const count = document.querySelectorAll('input[form="feedback"]:checked').length;
+    button.textContent = count ? `More like these (${count})` : "More like these";
   }
 
   document.addEventListener("click", (event) => {
@@ -202,17 +269,50 @@
     }
     const thumb = event.target.closest("a.thumb[data-view]");
     if (thumb && event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey) {
-      try {
-        if (openViewer(JSON.parse(thumb.dataset.view))) event.preventDefault();
-      } catch (_) {
-        /* fall back to following the link */
-      }
+      if (openAt(viewerCards().indexOf(thumb))) event.preventDefault();
     }
   });
+
+  document.addEventListener("change", (event) => {
+    if (event.target.matches('input[form="feedback"]')) updateFeedback();
+  });
+
+  // A thumbnail that fails to load: ask why, and show the server's message in its place.
+  document.addEventListener(
+    "error",
+    async (event) => {
+      const img = event.target;
+      if (!(img instanceof HTMLImageElement) || !img.closest(".card")) return;
+      const message = await goneMessage(img.src);
+      if (!message) return;
+      const box = document.createElement("div");
+      box.className = "gone";
+      box.setAttribute("role", "note");
+      showGone(box, message);
+      img.replaceWith(box);
+    },
+    true,
+  );
 
   if (viewer) {
     viewer.addEventListener("click", (event) => {
       if (event.target === viewer) viewer.close();
+    });
+    document.getElementById("viewer-prev").addEventListener("click", () => openAt(viewerIndex - 1));
+    document.getElementById("viewer-next").addEventListener("click", () => openAt(viewerIndex + 1));
+    document.getElementById("viewer-copy").addEventListener("click", copyPath);
+    viewer.addEventListener("keydown", (event) => {
+      if (event.target instanceof HTMLInputElement) return;
+      if (event.key === "ArrowLeft") openAt(viewerIndex - 1);
+      if (event.key === "ArrowRight") openAt(viewerIndex + 1);
+    });
+    const viewerImg = document.getElementById("viewer-img");
+    viewerImg.addEventListener("error", async () => {
+      if (!viewer.open || viewerImg.src.startsWith("data:")) return;
+      const message = await goneMessage(viewerImg.src);
+      if (!message) return;
+      viewerImg.hidden = true;
+      showGone(document.getElementById("viewer-gone"), message);
     });
     viewer.addEventListener("close", () => {
       document.getElementById("viewer-img").src = "data:,";
@@ -222,9 +322,8 @@
   // Keep shared addresses short: unused filter fields are not submitted.
   if (searchForm) {
     searchForm.addEventListener("submit", () => {
-      for (const name of FILTERS) {
-        const field = searchForm.elements.namedItem(name);
-        if (field && !field.value.trim()) field.disabled = true;
+      for (const field of searchForm.elements) {
+        if (OPTIONAL.includes(field.name) && !field.value.trim()) field.disabled = true;
       }
     });
     window.addEventListener("pageshow", () => {
