@@ -19,6 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.collection import Collection
+from lookalike.export import envelope
 from lookalike.records import Hit
 from lookalike.search import MAX_QUERY_CHARS, MAX_WINDOW
 from lookalike.sizing import sizing_report
@@ -87,20 +88,18 @@ def results_body(
     hits: Sequence[Hit],
     started: float,
 ) -> dict[str, Any]:
-    """The response of every search route."""
-    end = params.offset + len(hits)
-    more = len(hits) == params.k and end < MAX_WINDOW
-    return {
-        "collection": collection.name,
-        "query": {**query, "filters": params.filters.to_dict() if params.filters else {}},
-        "k": params.k,
-        "offset": params.offset,
-        "min_score": params.min_score,
-        "count": len(hits),
-        "next_offset": end if more else None,
-        "took_ms": round((time.perf_counter() - started) * 1000, 2),
-        "results": [hit_view(h) for h in hits],
-    }
+    """The response of every search route (``lookalike.export.envelope``, as the CLI's)."""
+    return envelope(
+        collection=collection.name,
+        query=query,
+        k=params.k,
+        offset=params.offset,
+        min_score=params.min_score,
+        filters=params.filters,
+        results=[hit_view(h) for h in hits],
+        started=started,
+        max_window=MAX_WINDOW,
+    )
 
 
 @router.get(
