@@ -160,7 +160,7 @@ def test_a_second_writer_is_refused_or_waits_and_searches_go_on(
 
         # a search meanwhile: no lock, no wait
         code, out, _ = run(capsys, "search", "x", "-k", "3", "--json")
-        assert code == 0 and len(json.loads(out)) == 3
+        assert code == 0 and len(json.loads(out)["results"]) == 3
 
         waiting = subprocess.Popen(
             [*index, "--wait", "--json"],

@@ -32,6 +32,7 @@ OPERATIONS = [
     ("GET", "/api/v1/health"),
     ("GET", "/api/v1/stats"),
     ("GET", "/api/v1/search"),
+    ("POST", "/api/v1/search"),
     ("POST", "/api/v1/search/image"),
     ("GET", "/api/v1/images/{doc_id}"),
     ("GET", "/api/v1/images/{doc_id}/similar"),

@@ -123,9 +123,22 @@ class QueryView(BaseModel):
     filters: dict[str, Any]
 
 
+class ComposedQueryView(BaseModel):
+    """A composed query (``POST /search``) as understood: its parts, plain or weighted."""
+
+    type: Literal["composed"]
+    texts: list[Any] = Field(default_factory=list)
+    ids: list[Any] = Field(default_factory=list)
+    negative_texts: list[Any] = Field(default_factory=list)
+    negative_ids: list[Any] = Field(default_factory=list)
+    negative_weight: float | None = None
+    image: dict[str, Any] | None = Field(None, description="The uploaded image, if any.")
+    filters: dict[str, Any]
+
+
 class SearchResults(BaseModel):
     collection: str
-    query: QueryView
+    query: QueryView | ComposedQueryView = Field(discriminator="type")
     k: int
     offset: int
     min_score: float | None

@@ -29,6 +29,7 @@ from lookalike.search import MAX_K, MAX_QUERY_CHARS, MAX_WINDOW, Query
 from lookalike.web.media import Media
 from lookalike.web.params import parse_filters
 from lookalike.web.present import API, hit_view
+from lookalike.web.schemas import SearchResults, error_responses
 from lookalike.web.uploads import UPLOAD_FIELD, Upload, read_upload
 
 __all__ = ["MAX_JSON_BYTES", "SearchBody", "router"]
@@ -195,7 +196,12 @@ _BODY_DOC = {
 }
 
 
-@router.post("/search", openapi_extra=_BODY_DOC)
+@router.post(
+    "/search",
+    openapi_extra=_BODY_DOC,
+    response_model=SearchResults,
+    responses=error_responses(404, 413, 415, 422),
+)
 async def search_composed(request: Request) -> dict[str, Any]:
     """A composed query: positive and negative texts and ids, an optional uploaded image,
     weights, filters, ``min_score``, ``k`` and ``offset`` in one body."""
