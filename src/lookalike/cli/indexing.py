@@ -11,7 +11,13 @@ from lookalike.cli.options import emit_json, settings_options
 from lookalike.config import Settings
 from lookalike.errors import ModelError
 
-__all__ = ["index", "say_text_export", "text_export_pending"]
+__all__ = [
+    "index",
+    "query_exports_pending",
+    "say_query_exports",
+    "say_text_export",
+    "text_export_pending",
+]
 
 
 @cli.command()
@@ -24,18 +30,36 @@ def index(paths: tuple[str, ...], quiet: bool, as_json: bool, settings: Settings
     from lookalike.collection import open_collection
 
     with open_collection(settings) as col:
-        with IndexProgressBar(disable=quiet) as bar:
+        with IndexProgressBar(disable=quiet or as_json, model=settings.image_model) as bar:
             report = col.indexer.index(list(paths), progress=bar.update)
-        # Text search's first use exports the text model for ONNX Runtime: do it now,
-        # so that the first query is fast. A model that cannot load is the search's to report.
-        if text_export_pending(col.embedder):
-            say_text_export(quiet or as_json)
+        # Queries run on checked ONNX exports of the text and image towers, without torch:
+        # make them now, once per model and version, so that the first query is fast.
+        # A model that cannot load is the search's to report.
+        pending = query_exports_pending(col.embedder)
+        if pending:
+            say_query_exports(pending, quiet or as_json)
             with contextlib.suppress(ModelError):
-                col.embedder.load_texts()  # type: ignore[attr-defined]
+                col.embedder.prepare_queries()  # type: ignore[attr-defined]
     if as_json:
         emit_json(report.to_dict())
     else:
         print_index_report(report)
+
+
+def query_exports_pending(embedder: object) -> list[str]:
+    """The towers whose torch-free query export is still to be made ([] for other runtimes)."""
+    pending = getattr(embedder, "query_exports_pending", None)
+    return list(pending()) if pending is not None else []
+
+
+def say_query_exports(towers: list[str], quiet: bool) -> None:
+    if not quiet:
+        models = " and ".join(f"{t} model" for t in towers)
+        click.echo(
+            f"preparing fast queries: exporting the {models} for ONNX Runtime "
+            "(once per model and version; up to a minute) ...",
+            err=True,
+        )
 
 
 def text_export_pending(embedder: object) -> bool:

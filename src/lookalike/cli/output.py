@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -18,15 +19,20 @@ _PHASES = {"scan": "scanning", "check": "checking", "embed": "embedding", "remov
 
 
 class IndexProgressBar:
-    """One tqdm bar per phase (count, rate and ETA), on stderr."""
+    """One tqdm bar per phase (count, rate and ETA), on stderr; a line while the model loads."""
 
-    def __init__(self, *, disable: bool = False) -> None:
+    def __init__(self, *, disable: bool = False, model: str = "") -> None:
         self.disable = disable
+        self.model = model
         self._bar: tqdm[Any] | None = None
         self._key: tuple[str, str] | None = None
+        self._loading: float | None = None  # when the model started loading
 
     def update(self, event: IndexProgress) -> None:
         if self.disable:
+            return
+        if event.phase == "load":
+            self._load(event)
             return
         key = (event.phase, event.root)
         if key != self._key:
@@ -46,6 +52,20 @@ class IndexProgressBar:
             self._bar.total = event.total
         self._bar.update(event.done - self._bar.n)
 
+    def _load(self, event: IndexProgress) -> None:
+        """Say what the wait is for (loading a model takes seconds before the first image)."""
+        if event.done == 0 and self._loading is None:
+            self._close()
+            self._key = None
+            self._loading = time.perf_counter()
+            name = f" {self.model}" if self.model else ""
+            click.echo(f"loading the image model{name} ...", err=True)
+        elif event.done and self._loading is not None:
+            seconds = time.perf_counter() - self._loading
+            if seconds >= 0.5:  # said only when it was worth waiting for
+                click.echo(f"image model loaded in {seconds:.1f} s", err=True)
+            self._loading = -1.0  # said once per run
+
     def _close(self) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -59,7 +79,8 @@ class IndexProgressBar:
 
 
 def print_index_report(report: IndexReport) -> None:
-    rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
+    # The rate of the decode-and-embed phase; the total time below includes the rest.
+    rate = f" ({report.images_per_second:.1f} images/s embedding)" if report.indexed else ""
     click.echo(
         f"indexed {report.indexed}{rate}, reused {report.reused}, updated {report.updated}, "
         f"unchanged {report.unchanged}, removed {report.removed}, skipped {len(report.skipped)} "
