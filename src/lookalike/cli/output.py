@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tqdm import tqdm
 
-from lookalike.indexer import IndexProgress, IndexReport
-from lookalike.models.base import ModelStatus
-from lookalike.records import Hit
 from lookalike.sizing import SizingReport, human_bytes
+
+if TYPE_CHECKING:  # the indexer and tqdm load only for ``index`` (a cold query skips them)
+    from tqdm import tqdm
+
+    from lookalike.indexer import IndexProgress, IndexReport
+    from lookalike.models.base import ModelStatus
+    from lookalike.records import Hit
 
 MAX_SKIPPED_SHOWN = 50
 
@@ -39,6 +42,8 @@ class IndexProgressBar:
             self._close()
             self._key = key
             unit = "files" if event.phase in ("scan", "check") else "img"
+            from tqdm import tqdm
+
             self._bar = tqdm(
                 total=event.total,
                 desc=_PHASES.get(event.phase, event.phase),

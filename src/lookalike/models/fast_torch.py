@@ -147,8 +147,9 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
     def runtime_for(self, role: str) -> tuple[str, str]:
         """(runtime, why) for the "image" or "text" tower: what runs now, or would at load."""
         path = self._vision_path if role == "image" else self._text_path
+        failed = self._queries.reason(role) if self._queries is not None else None
         if path is not None:
-            return path.runtime, path.reason
+            return path.runtime, f"{path.reason}; {failed}" if failed else path.reason
         light = self._light(role)
         if light is not None:
             return f"onnx {light.precision}", (
