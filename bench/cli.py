@@ -12,7 +12,9 @@ here and would not change what a query costs.
 
 Timed: each command in a fresh ``python -m lookalike`` process, ``--runs`` times
 (median reported). Wall time is measured around the child's whole life; peak RSS
-is the child's own high-water mark (``ru_maxrss`` from ``wait4``, i.e. VmHWM).
+is the child's own high-water mark (``ru_maxrss`` from ``wait4``, i.e. VmHWM), CPU
+time its user + system seconds (what a quiet machine's wall time would approach;
+ONNX Runtime's threads can make it exceed the wall time).
 The baselines run the same way in the same run: ``python -c "import torch"`` (what
 any torch-based query path costs before it does anything) and ``python -c pass``.
 The machine is shared: compare the ratios, and note the load (printed).
@@ -125,6 +127,7 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - started
 print(json.dumps({"wall": wall, "maxrss_kb": usage.ru_maxrss,
+                  "cpu": usage.ru_utime + usage.ru_stime,
                   "exit": os.waitstatus_to_exitcode(status)}))
 """
 
@@ -140,8 +143,8 @@ def child_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
-    """(wall s, peak RSS MB, exit code, last stderr line) of one fresh child process."""
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+    """(wall s, CPU s, peak RSS MB, exit code, last stderr line) of one fresh child process."""
     done = subprocess.run(
         [sys.executable, "-S", "-c", _LAUNCHER, *argv],
         capture_output=True,
@@ -151,7 +154,7 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, s
     )
     fig = json.loads(done.stdout.strip().splitlines()[-1])
     tail = done.stderr.strip().splitlines()[-1:] if done.stderr.strip() else []
-    return fig["wall"], fig["maxrss_kb"] / 1024, fig["exit"], " ".join(tail)
+    return fig["wall"], fig["cpu"], fig["maxrss_kb"] / 1024, fig["exit"], " ".join(tail)
 
 
 def measure(argv: list[str], runs: int, env: dict[str, str]) -> dict[str, Any]:
@@ -159,16 +162,18 @@ def measure(argv: list[str], runs: int, env: dict[str, str]) -> dict[str, Any]:
     untimed run (it writes the bytecode caches and warms the OS file cache, as any
     earlier use of the command would have)."""
     run_once(argv, env)
-    walls, rss = [], []
+    walls, cpus, rss = [], [], []
     code, tail = 0, ""
     for _ in range(runs):
-        wall, peak, code, tail = run_once(argv, env)
+        wall, cpu, peak, code, tail = run_once(argv, env)
         walls.append(wall)
+        cpus.append(cpu)
         rss.append(peak)
     return {
         "wall_s": round(statistics.median(walls), 3),
         "wall_min_s": round(min(walls), 3),
         "wall_max_s": round(max(walls), 3),
+        "cpu_s": round(statistics.median(cpus), 3),
         "peak_rss_mb": round(max(rss), 1),
         "exit": code,
         **({"stderr": tail} if code else {}),
@@ -230,7 +235,7 @@ def main() -> None:
         return
     print(f"\ncold CLI, {args.n} documents, full-size random-weight models, median of "
           f"{args.runs} runs; load average up to {load:.2f} on {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'command':<26} {'wall s':>7} {'(min-max)':>13} {'peak MB':>8} "
+    print(f"{'command':<26} {'wall s':>7} {'(min-max)':>13} {'CPU s':>6} {'peak MB':>8} "
           f"{'x torch':>8} {'RSS x':>6}  goal")  # fmt: skip
     for name, fig in results.items():
         goal = fig.get("goal", "")
@@ -240,7 +245,7 @@ def main() -> None:
             goal += f"  exit {fig['exit']}: {fig.get('stderr', '')}"
         spread = f"({fig['wall_min_s']:.2f}-{fig['wall_max_s']:.2f})"
         print(
-            f"{name:<26} {fig['wall_s']:>7.2f} {spread:>13}"
+            f"{name:<26} {fig['wall_s']:>7.2f} {spread:>13} {fig['cpu_s']:>6.2f}"
             f" {fig['peak_rss_mb']:>8.0f} {fig['vs_import_torch']:>8.2f}"
             f" {fig['rss_vs_import_torch']:>6.2f}  {goal}"
         )

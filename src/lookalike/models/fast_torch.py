@@ -42,14 +42,14 @@ from PIL import Image
 from lookalike.errors import ConfigError, LookalikeError
 from lookalike.models import onnx_image, onnx_query, onnx_text
 from lookalike.models.cpu import CpuFeatures, Precision, choose_precision, cpu_features
-from lookalike.models.loading import resolve_model
 from lookalike.models.onnx_cache import ExportCache
 from lookalike.models.onnx_query import (
     QueryExports,
     embed_query_images,
     embed_query_texts,
-    record_text,
 )
+from lookalike.models.onnx_record import record_text
+from lookalike.models.query_prep import export_image_tower, locate_cache, pending_exports
 from lookalike.models.sentence import SentenceTransformerEmbedder, _Tower
 from lookalike.models.text_fast import (
     CLIP_TEXT,
@@ -121,7 +121,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         self._features = features or cpu_features
         self._vision_path: _Path | None = None
         self._text_path: _Path | None = None
-        self._image_export_note = ""  # why the image export was not made (prepare_queries)
+        self.image_export_note = ""  # how the image export went (prepare_queries)
         # Exports recorded by an earlier process answer queries without loading torch.
         self._queries = (
             QueryExports(
@@ -179,62 +179,49 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         (``prepare_queries`` makes them); empty without ONNX Runtime or an export folder."""
         if self.onnx_cache is None or onnx_text.onnx_missing() is not None:
             return []
-        pending = []
-        for role, folder, manifest in (
-            ("text", self._text_folder(), onnx_query.TEXT_MANIFEST),
-            ("image", self._image_folder(), onnx_query.IMAGE_MANIFEST),
-        ):
-            if folder is not None and not (folder / manifest).is_file():
-                pending.append(role)
-        return pending
+        return pending_exports({"text": self._text_folder(), "image": self._image_folder()})
 
     def prepare_queries(self) -> None:
         """Make, once per model and version, the checked exports that let later processes
         answer text and image queries without torch (``lookalike index`` calls this).
 
         Raises what loading the text tower raises; an image export that fails or misses
-        its check only leaves image queries on torch (``runtime_for("image")`` says why).
+        its check only leaves image queries on torch (``image_export_note`` says why).
         """
         pending = self.query_exports_pending()
         if "text" in pending:
             self.load_texts()
-        if "image" in pending:
-            self._image_export_note = self._export_image()
+        cache = self._image_cache()
+        if "image" in pending and cache is not None:
+            path, loaded = self._vision_path, self._image
+            bf16 = path is not None and path.run is not None and path.runtime.endswith("bf16")
+            # The export needs fp32 weights: a tower rounded to bf16 in place is read again.
+            tower = (
+                loaded if loaded is not None and not bf16 else self._load(self.image_model, "image")
+            )
+            self.image_export_note = export_image_tower(
+                cache, tower, super()._encode, bars=CHECK_COSINE, threads=self.onnx_threads
+            )
 
     def _text_cache(self) -> ExportCache | None:
         """Where the text encoder's exports are, found without loading anything."""
-        if self.onnx_cache is None:
-            return None
         shared = self.shares_clip_text
         name, role = (self.image_model, "image") if shared else (self.text_model, "text")
-        try:
-            resolved = resolve_model(
-                name, cache_folder=self.cache_folder, role=role, allow_download=False
-            )
-        except LookalikeError:
-            return None  # loading will say what is missing
-        if resolved.path is None:
-            return None
-        return onnx_text.text_cache(
-            self.onnx_cache, resolved.path, CLIP_TEXT if shared else POOLED_TEXT
-        )
+        kind = CLIP_TEXT if shared else POOLED_TEXT
+        return locate_cache(
+            self.onnx_cache, name, role, self.cache_folder,
+            lambda folder: onnx_text.text_cache(self.onnx_cache, folder, kind),  # type: ignore[arg-type]
+        )  # fmt: skip
 
     def _text_folder(self) -> Path | None:
         cache = self._text_cache()
         return cache.folder if cache is not None else None
 
     def _image_cache(self) -> ExportCache | None:
-        if self.onnx_cache is None:
-            return None
-        try:
-            resolved = resolve_model(
-                self.image_model, cache_folder=self.cache_folder, role="image", allow_download=False
-            )
-        except LookalikeError:
-            return None
-        if resolved.path is None:
-            return None
-        return onnx_image.image_cache(self.onnx_cache, resolved.path)
+        return locate_cache(
+            self.onnx_cache, self.image_model, "image", self.cache_folder,
+            lambda folder: onnx_image.image_cache(self.onnx_cache, folder),  # type: ignore[arg-type]
+        )  # fmt: skip
 
     def _image_folder(self) -> Path | None:
         cache = self._image_cache()
@@ -248,31 +235,6 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         if role == "text":
             return self._queries.text() if self._text_path is None else None
         return self._queries.image() if self._image is None else None
-
-    def _export_image(self) -> str:
-        """Export the image tower for torch-free queries (see ``onnx_image``); why, or which."""
-        cache = self._image_cache()
-        if cache is None:
-            return "the image model is not on disk"
-        loaded, path = self._image, self._vision_path
-        bf16 = path is not None and path.run is not None and path.runtime.endswith("bf16")
-        # The export needs fp32 weights: a tower rounded to bf16 in place is read again.
-        tower = loaded if loaded is not None and not bf16 else self._load(self.image_model, "image")
-        module = tower.model[0]
-        clip: Any = getattr(module, "auto_model", None)
-        processor = getattr(getattr(module, "processor", None), "image_processor", None)
-        if not all(hasattr(clip, a) for a in ("vision_model", "visual_projection")) or not all(
-            hasattr(processor, a) for a in ("image_mean", "image_std")
-        ):
-            return "not a CLIP vision tower the ONNX export knows"
-        images = check_images()
-        reference = super()._encode(tower, list(images))
-        with tower.lock:
-            encoder, why = onnx_image.export_image(
-                cache, clip.vision_model, clip.visual_projection, processor, images, reference,
-                bars=CHECK_COSINE, threads=self.onnx_threads,
-            )  # fmt: skip
-        return why
 
     # -- loading: the reference loader, then the fast paths ------------------------------------
 

@@ -4,8 +4,8 @@ Why: a cold ``lookalike search`` spent most of its 9 s importing torch and
 sentence-transformers (and ~1 GB) to embed one short text. Once the fast runtime
 has exported a tower and checked the export against the reference
 (``lookalike.models.onnx_text`` for text, ``lookalike.models.onnx_image`` for
-images), it records here, in the export's cache folder, what a later process needs
-to answer queries alone:
+images), it records (``lookalike.models.onnx_record``), in the export's cache folder,
+what a later process needs to answer queries alone:
 
 * text: ``query-text.json`` (file, precision, the check's cosine, width, token
   limit, lowercasing) and ``tokenizer.json``: the model's own fast tokenizer with
@@ -37,7 +37,6 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import ImageError, LookalikeError, QueryError
-from lookalike.models.onnx_cache import ExportCache
 
 __all__ = [
     "IMAGE_MANIFEST",
@@ -48,8 +47,6 @@ __all__ = [
     "QueryImage",
     "QueryText",
     "probe_image",
-    "record_image",
-    "record_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,10 +63,6 @@ PROBE_COSINE = 0.9999
 _CHARS_PER_TOKEN = 32
 
 
-def _write_json(cache: ExportCache, name: str, data: Mapping[str, Any]) -> None:
-    cache.write_text(name, json.dumps(dict(data), indent=2, sort_keys=True))
-
-
 def _read_manifest(folder: Path, name: str) -> dict[str, Any] | None:
     try:
         data = json.loads((folder / name).read_text(encoding="utf-8"))
@@ -78,94 +71,6 @@ def _read_manifest(folder: Path, name: str) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise ValueError(f"{folder / name} is not a JSON object")
     return data
-
-
-# -- recording (by the full runtime, right after a passing check) -------------------------------
-
-
-def standalone_tokenizer(tokenizer: Any, max_tokens: int | None) -> Any:
-    """A ``tokenizers.Tokenizer`` that pads and truncates as ``tokenizer(texts, padding=True,
-    truncation=True, max_length=max_tokens)`` does, from a transformers fast tokenizer."""
-    from tokenizers import Tokenizer
-
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        raise ValueError(f"{type(tokenizer).__name__} has no fast (Rust) tokenizer to save")
-    standalone = Tokenizer.from_str(backend.to_str())
-    if max_tokens is not None:
-        standalone.enable_truncation(
-            max_tokens, direction=getattr(tokenizer, "truncation_side", "right")
-        )
-    else:
-        standalone.no_truncation()
-    standalone.enable_padding(
-        direction=getattr(tokenizer, "padding_side", "right"),
-        pad_id=int(tokenizer.pad_token_id),
-        pad_type_id=int(getattr(tokenizer, "pad_token_type_id", 0) or 0),
-        pad_token=str(tokenizer.pad_token),
-    )
-    return standalone
-
-
-def record_text(
-    cache: ExportCache,
-    file: Path,
-    precision: str,
-    cosine: float,
-    dim: int,
-    *,
-    tokenizer: Any,
-    max_tokens: int | None,
-    lower: bool,
-    tokens: Callable[[list[str]], Mapping[str, Any]],
-    texts: Sequence[str],
-    probe_vector: list[float],
-) -> str | None:
-    """Record a checked text export for torch-free queries; None, or why it cannot be.
-
-    ``tokens`` is the tokenization the export was checked with; the standalone
-    tokenizer must give exactly its ids and masks on ``texts``. ``probe_vector`` is
-    the export's own vector for ``PROBE_TEXT``: a process that opens the export
-    checks that it still gives it (a file swapped or damaged since is not used).
-    """
-    try:
-        standalone = standalone_tokenizer(tokenizer, max_tokens)
-        probe = TokenizerRunner(standalone, lower)
-        for batch in ([*texts], *([t] for t in texts)):
-            want, got = tokens(list(batch)), probe(list(batch))
-            for name in ("input_ids", "attention_mask"):
-                if not np.array_equal(np.asarray(want[name]), got[name]):
-                    return f"the standalone tokenizer's {name} differ from the model tokenizer's"
-        cache.write_text(TOKENIZER_FILE, standalone.to_str())
-        _write_json(cache, TEXT_MANIFEST, {
-            "file": file.name, "precision": precision, "cosine": round(cosine, 6), "dim": dim,
-            "max_tokens": max_tokens, "lower": lower, "probe": probe_vector,
-        })  # fmt: skip
-    except Exception as exc:  # a tokenizer we cannot save: queries keep the full runtime
-        log.info("torch-free text queries off: %s: %s", type(exc).__name__, exc)
-        return f"torch-free text queries off ({type(exc).__name__}: {exc})"
-    return None
-
-
-def record_image(
-    cache: ExportCache,
-    file: Path,
-    precision: str,
-    cosine: float,
-    dim: int,
-    *,
-    mean: Sequence[float],
-    std: Sequence[float],
-    rescale: float,
-    probe_vector: list[float],
-) -> None:
-    """Record a checked image export for torch-free image queries (``probe_vector``: its
-    own vector for ``probe_image()``, checked again by each process that opens it)."""
-    _write_json(cache, IMAGE_MANIFEST, {
-        "file": file.name, "precision": precision, "cosine": round(cosine, 6), "dim": dim,
-        "mean": [float(m) for m in mean], "std": [float(s) for s in std], "rescale": rescale,
-        "probe": probe_vector,
-    })  # fmt: skip
 
 
 def probe_image() -> Image.Image:
@@ -184,9 +89,6 @@ def _probe(encoder: Callable[[Any], np.ndarray], query: Any, manifest: Mapping[s
     cosine = float((want * got).sum()) / den if den > 0 and np.isfinite(den) else -1.0
     if not cosine >= PROBE_COSINE:
         raise ValueError(f"it no longer gives its recorded vector (cosine {cosine:.5f})")
-
-
-# -- running -----------------------------------------------------------------------------------
 
 
 class TokenizerRunner:
@@ -329,7 +231,7 @@ class QueryExports:
         image_folder: Callable[[], Path | None],
         *,
         text_precisions: Sequence[str] = ("int8", "fp32"),
-        image_precisions: Sequence[str] = ("fp32", "int8"),
+        image_precisions: Sequence[str] = ("int8", "fp32"),
         threads: int | None = None,
     ) -> None:
         self._folders = {"text": text_folder, "image": image_folder}
