@@ -30,7 +30,7 @@ def index(paths: tuple[str, ...], quiet: bool, as_json: bool, settings: Settings
     from lookalike.collection import open_collection
 
     with open_collection(settings) as col:
-        with IndexProgressBar(disable=quiet or as_json, model=settings.image_model) as bar:
+        with IndexProgressBar(disable=quiet, model=settings.image_model) as bar:
             report = col.indexer.index(list(paths), progress=bar.update)
         # Queries run on checked ONNX exports of the text and image towers, without torch:
         # make them now, once per model and version, so that the first query is fast.

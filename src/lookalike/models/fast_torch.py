@@ -172,7 +172,11 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         model and version; tens of seconds for the multilingual model), so that callers
         can say so, or do it ahead of the first query. True too while the export is not
         yet recorded for torch-free queries (``lookalike.models.onnx_query``)."""
-        return self._text_path is None and "text" in self.query_exports_pending()
+        if self._text_path is not None or self.onnx_cache is None:
+            return False
+        if onnx_text.onnx_missing() is not None:
+            return False
+        return pending_exports({"text": self._text_folder()}) == ["text"]
 
     def query_exports_pending(self) -> list[str]:
         """The towers ("text", "image") whose torch-free query export is not recorded yet
