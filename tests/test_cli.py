@@ -191,6 +191,7 @@ def test_index_prepares_fast_queries_once(
     write_images(tmp_path / "p", 3)
     code, out, err = run(capsys, "index", str(tmp_path / "p"))
     assert code == 0 and "loading the image model" in err
+    assert err.count("image model loaded in") == 1  # said once, though loaded twice over
     assert "preparing fast queries: exporting the text model and image model" in err
     assert "images/s embedding" in out
     exports = sorted((home / "onnx").glob("*/[it]*.onnx"))  # not the query-* copies
@@ -198,6 +199,7 @@ def test_index_prepares_fast_queries_once(
     stamps = [p.stat().st_mtime_ns for p in exports]
     code, _, err = run(capsys, "index", str(tmp_path / "p"))
     assert code == 0 and "preparing" not in err
+    assert "loading the image model" not in err  # nothing to embed: no model loaded
     code, out, err = run(capsys, "search", "cat", "-k", "2")
     assert code == 0 and "preparing" not in err and len(out.strip().splitlines()) == 2
     assert [p.stat().st_mtime_ns for p in exports] == stamps

@@ -30,6 +30,7 @@ class IndexProgressBar:
         self._bar: tqdm[Any] | None = None
         self._key: tuple[str, str] | None = None
         self._loading: float | None = None  # when the model started loading
+        self._said = False
 
     def update(self, event: IndexProgress) -> None:
         if self.disable:
@@ -59,17 +60,18 @@ class IndexProgressBar:
 
     def _load(self, event: IndexProgress) -> None:
         """Say what the wait is for (loading a model takes seconds before the first image)."""
-        if event.done == 0 and self._loading is None:
+        if self._said:  # once per run: later loads of the same model are instant
+            return
+        if event.done == 0:
             self._close()
             self._key = None
             self._loading = time.perf_counter()
             name = f" {self.model}" if self.model else ""
             click.echo(f"loading the image model{name} ...", err=True)
-        elif event.done and self._loading is not None:
+        elif self._loading is not None:
             seconds = time.perf_counter() - self._loading
-            if seconds >= 0.5:  # said only when it was worth waiting for
-                click.echo(f"image model loaded in {seconds:.1f} s", err=True)
-            self._loading = -1.0  # said once per run
+            click.echo(f"image model loaded in {seconds:.1f} s", err=True)
+            self._said = True
 
     def _close(self) -> None:
         if self._bar is not None:
