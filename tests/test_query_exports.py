@@ -157,6 +157,21 @@ def test_a_broken_or_stale_export_falls_back_with_its_reason(
     assert again.load_count == 0 and "torch-free" in again.runtime_for("text")[1]
 
 
+def test_loading_the_full_runtime_keeps_an_intact_recording(
+    prepared: Path, tiny_clip_dir: Path, tiny_multilingual_dir: Path
+) -> None:
+    """A server start or ``lookalike models`` loads the text tower with torch: the
+    recording made from the same export is kept, not copied again."""
+    folder = next(p for p in prepared.iterdir() if (p / onnx_query.TEXT_MANIFEST).is_file())
+    manifest = json.loads((folder / onnx_query.TEXT_MANIFEST).read_text())
+    before = [(folder / n).stat().st_mtime_ns for n in (manifest["file"], "query-text.json")]
+    embedder = light(prepared, tiny_clip_dir, tiny_multilingual_dir)
+    embedder.load_texts()
+    assert embedder.runtime_for("text")[0] == "onnx int8" and embedder.load_count == 1
+    after = [(folder / n).stat().st_mtime_ns for n in (manifest["file"], "query-text.json")]
+    assert after == before
+
+
 def test_a_requested_precision_skips_another_recorded_one(
     prepared: Path, tiny_clip_dir: Path, tiny_multilingual_dir: Path
 ) -> None:

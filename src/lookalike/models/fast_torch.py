@@ -378,6 +378,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
                     tokenizer=runner.tokenizer, max_tokens=runner.max_tokens, lower=runner.lower,
                     tokens=lambda batch: runner.tokens(batch, "np"), texts=texts,
                     probe_vector=[float(v) for v in encoder([onnx_query.PROBE_TEXT])[0]],
+                    again=self._queries is not None and self._queries.reason("text") is not None,
                 )  # fmt: skip
             why = f"{why}; {note}" if note else why
         return _Path(encoder, f"onnx {encoder.precision}", why), ""

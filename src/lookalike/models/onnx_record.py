@@ -73,6 +73,7 @@ def record_text(
     tokens: Callable[[list[str]], Mapping[str, Any]],
     texts: Sequence[str],
     probe_vector: list[float],
+    again: bool = False,
 ) -> str | None:
     """Record a checked text export for torch-free queries; None, or why it cannot be.
 
@@ -80,7 +81,11 @@ def record_text(
     tokenizer must give exactly its ids and masks on ``texts``. ``probe_vector`` is
     the export's own vector for ``PROBE_TEXT``: a process that opens the export
     checks that it still gives it (a file swapped or damaged since is not used).
+    Already recorded from this very file (a server start, ``lookalike models``): kept,
+    unless ``again`` (this process found the recording broken).
     """
+    if not again and _recorded(cache, TEXT_MANIFEST, file, precision, extra=(TOKENIZER_FILE,)):
+        return None
     try:
         standalone = standalone_tokenizer(tokenizer, max_tokens)
         probe = TokenizerRunner(standalone, lower)
@@ -101,6 +106,24 @@ def record_text(
         log.info("torch-free text queries off: %s: %s", type(exc).__name__, exc)
         return f"torch-free text queries off ({type(exc).__name__}: {_short(exc)})"
     return None
+
+
+def _recorded(
+    cache: ExportCache, manifest: str, source: Path, precision: str, extra: Sequence[str] = ()
+) -> bool:
+    """Whether ``manifest`` records ``source`` in ``precision`` with its files in place,
+    made after ``source`` was (a re-exported file is recorded again)."""
+    try:
+        data = json.loads(cache.path(manifest).read_text(encoding="utf-8"))
+        copy = cache.path(str(data["file"]))
+        needed = [copy, cache.path(f"{copy.name}.data"), *(cache.path(e) for e in extra)]
+        return (
+            data.get("precision") == precision
+            and all(p.is_file() for p in needed)
+            and copy.stat().st_mtime_ns >= source.stat().st_mtime_ns
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def mapped_copy(cache: ExportCache, source: Path, name: str) -> Path:
