@@ -196,24 +196,29 @@ def test_every_command_is_documented_in_the_readme() -> None:
         assert re.search(rf"lookalike {name}\b", text), f"`lookalike {name}` is not in README.md"
 
 
-def test_index_prepares_text_search_once(
+def test_index_prepares_fast_queries_once(
     env: Settings,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The first ``index`` exports the text model for ONNX Runtime (saying so), so that the
-    first text query finds it ready; later runs and searches do not export again."""
+    """The first ``index`` says it loads the model, then exports the text and image towers
+    for ONNX Runtime (saying so), so that the first query finds them ready; later runs and
+    searches do not export again."""
     home = tmp_path / "fresh-home"
     monkeypatch.setenv("LOOKALIKE_HOME", str(home))
     write_images(tmp_path / "p", 3)
+    code, out, err = run(capsys, "index", str(tmp_path / "p"))
+    assert code == 0 and "loading the image model" in err
+    assert err.count("image model loaded in") == 1  # said once, though loaded twice over
+    assert "preparing fast queries: exporting the text model and image model" in err
+    assert "images/s embedding" in out
+    exports = sorted((home / "onnx").glob("*/[it]*.onnx"))  # not the query-* copies
+    assert [p.name.split("-")[0] for p in exports] == ["image", "text"]
+    stamps = [p.stat().st_mtime_ns for p in exports]
     code, _, err = run(capsys, "index", str(tmp_path / "p"))
-    assert code == 0 and "preparing text search" in err
-    exports = list((home / "onnx").glob("*/text-*.onnx"))
-    assert len(exports) == 1
-    stamp = exports[0].stat().st_mtime_ns
-    code, _, err = run(capsys, "index", str(tmp_path / "p"))
-    assert code == 0 and "preparing text search" not in err
+    assert code == 0 and "preparing" not in err
+    assert "loading the image model" not in err  # nothing to embed: no model loaded
     code, out, err = run(capsys, "search", "cat", "-k", "2")
     assert code == 0 and "preparing" not in err and len(out.strip().splitlines()) == 2
-    assert exports[0].stat().st_mtime_ns == stamp
+    assert [p.stat().st_mtime_ns for p in exports] == stamps

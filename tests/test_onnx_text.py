@@ -334,8 +334,21 @@ def test_a_second_embedder_loads_the_cached_export(
     np.testing.assert_array_equal(second.embed_texts(TEXTS), vectors)
     after = os.stat(cache.path(INT8))
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert second.runtime_for("text") == first.runtime_for("text")
-    assert sorted(p.name for p in cache.folder.iterdir()) == [".lock", "key.json", INT8]
+    # The second answers from the export the first recorded, without loading the model.
+    assert second.runtime_for("text")[0] == first.runtime_for("text")[0] == "onnx int8"
+    assert "torch-free" in second.runtime_for("text")[1]
+    assert second.load_count == 0
+    assert sorted(p.name for p in cache.folder.iterdir()) == sorted(
+        [
+            ".lock",
+            "key.json",
+            INT8,
+            "query-text.json",
+            "tokenizer.json",
+            "query-text-int8.onnx",
+            "query-text-int8.onnx.data",
+        ]  # fmt: skip
+    )
     assert json.loads(cache.path("key.json").read_text())["export"] == onnx_text.EXPORT_VERSION
 
 
@@ -397,6 +410,8 @@ def test_a_broken_cached_file_is_made_again(
     precision = "fp32" if how == "other model" else "int8"
     shutil.copytree(made_cache[0], tmp_path / "onnx")
     cache = ml_cache(tmp_path / "onnx", tiny_multilingual_dir)
+    for recorded in cache.folder.glob("query-*"):  # the torch-free copies: see
+        recorded.unlink()  # test_query_exports; here the full runtime repairs its cache
     target = cache.path(onnx_text.FILES[precision])
     _break(target, how, made_cache[1])
     caplog.set_level(logging.WARNING, logger="lookalike")
@@ -537,8 +552,10 @@ from lookalike.models import onnx_text
 print(onnx_text.onnx_missing())
 """
 
+# The store loads usearch only when it builds or opens an HNSW index (a cold `stats` or a
+# small collection's search never does), and then through lookalike.native_libs.
 _STORE_FIRST = """
-import lookalike.store
+import lookalike.native_libs
 import numpy as np
 from usearch.index import Index
 from lookalike.models import onnx_text
@@ -553,8 +570,8 @@ print(index.search(vectors[3], 1).keys[0])
 
 def test_onnxruntime_after_usearch_is_refused_not_crashed() -> None:
     """usearch's static libstdc++ crashes onnxruntime loaded after it (SIGSEGV): with
-    usearch first the ONNX path says so and stays off; with lookalike's store first
-    (it loads usearch through lookalike.native_libs) both libraries work in one process."""
+    usearch first the ONNX path says so and stays off; with lookalike.native_libs first
+    (where the store takes usearch from) both libraries work in one process."""
     first = subprocess.run(
         [sys.executable, "-c", _USEARCH_FIRST], capture_output=True, text=True, timeout=60
     )

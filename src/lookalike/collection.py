@@ -7,15 +7,17 @@ too, so every interface goes through the same Searcher and Indexer.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lookalike.config import Settings
-from lookalike.indexer import Indexer
 from lookalike.models import create_embedder
 from lookalike.models.base import Embedder
 from lookalike.search import Searcher
 from lookalike.store import open_store
 from lookalike.store.base import Store
+
+if TYPE_CHECKING:  # the indexer (decode workers, scanning) loads only for indexing
+    from lookalike.indexer import Indexer
 
 __all__ = ["Collection", "open_collection"]
 
@@ -62,6 +64,8 @@ class Collection:
 
     @property
     def indexer(self) -> Indexer:
+        from lookalike.indexer import Indexer
+
         return Indexer(self.store, self.embedder, self.settings)
 
     def close(self) -> None:

@@ -67,10 +67,14 @@ class IndexReport:
     removed: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
+    #: time in the decode-and-embed phase (after the model loaded): the embedding rate's clock
+    embed_seconds: float = 0.0
 
     @property
     def images_per_second(self) -> float:
-        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+        """The embedding rate: images embedded per second of the decode-and-embed phase
+        (scanning, hashing and loading the model are not in it)."""
+        return self.indexed / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,14 +85,16 @@ class IndexReport:
             "removed": self.removed,
             "skipped": [s.to_dict() for s in self.skipped],
             "seconds": round(self.seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
             "images_per_second": round(self.images_per_second, 2),
         }
 
 
 @dataclass
 class IndexProgress:
-    """Reported through the progress callback. ``phase`` is scan, check, embed or remove;
-    ``total`` is None while unknown (during the scan)."""
+    """Reported through the progress callback. ``phase`` is scan, check, load (the image
+    model: done 0 before, 1 after), embed or remove; ``total`` is None while unknown
+    (during the scan)."""
 
     phase: str
     done: int
@@ -155,7 +161,7 @@ class Indexer:
                     f"{root} does not exist; give a folder or an image file", field="path"
                 )
         with self.store.writer(wait=wait, on_wait=on_wait):
-            self._bind_model()
+            self._bind_model(progress or (lambda _p: None), roots[0] if roots else "")
             report = IndexReport()
             for root in roots:
                 self._index_root(root, report, progress or (lambda _p: None), retry_failed)
@@ -171,7 +177,7 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         with self.store.writer(what="check --repair"):
-            self._bind_model()
+            self._bind_model(progress or (lambda _p: None), "")
             by_root: dict[str, list[_Pending]] = {}
             for doc in documents:
                 try:
@@ -189,7 +195,7 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _bind_model(self) -> None:
+    def _bind_model(self, progress: ProgressFn, root: str) -> None:
         """Bind the store to the embedder's model, failing before any work when the weights
         are missing. A collection already bound to this very model, whose weights are on
         disk, does not load it here: an unchanged folder is then re-checked in a second
@@ -203,11 +209,14 @@ class Indexer:
             and self.embedder.weights_on_disk()
         ):
             return
-        self._load_model()
+        self._load_model(progress, root)
         self.store.bind_model(self.embedder.info)
 
-    def _load_model(self) -> None:
+    def _load_model(self, progress: ProgressFn, root: str) -> None:
+        """Load the image model, saying so: it takes seconds, before any image is embedded."""
+        progress(IndexProgress("load", 0, 1, root))
         self.embedder.load_images()
+        progress(IndexProgress("load", 1, 1, root))
 
     # -- one root ------------------------------------------------------------------------
 
@@ -329,7 +338,8 @@ class Indexer:
         ``lookalike.core_split`` explains (and re-split as the batches show the mix)."""
         if not items:
             return
-        self._load_model()  # before the clock of the first batch starts (core_split)
+        self._load_model(progress, root)  # before the clocks start (core_split, the rate)
+        started = time.perf_counter()
         by_path = {p.file.path: p for p in items}
         batch: list[tuple[_Pending, DecodeResult]] = []
         done = 0
@@ -371,6 +381,7 @@ class Indexer:
                         set_torch_threads(change.threads)
                     progress(IndexProgress("embed", done, len(items), root))
             done += self._flush_batch(batch, report)[0]
+        report.embed_seconds += time.perf_counter() - started
         progress(IndexProgress("embed", done, len(items), root))
 
     def _flush_batch(

@@ -157,7 +157,10 @@ def test_serve_subprocess_survives_kill_9(
     port = free_port()
     server = ServeProcess(settings, port, log=tmp_path / "serve.log")
     url = server.start()
-    assert f"Uvicorn running on http://127.0.0.1:{port}".encode() in server.output
+    running = f"Uvicorn running on http://127.0.0.1:{port}".encode()
+    assert running in server.output
+    # It says it is loading before the models load, the address once it serves.
+    assert 0 <= server.output.find(b"loading collection") < server.output.find(running)
     with httpx.Client(base_url=url, timeout=60) as client:
         hits = client.get("/api/v1/search", params={"q": "x", "k": 6}).json()["results"]
     buf = io.BytesIO()

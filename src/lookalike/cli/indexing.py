@@ -11,7 +11,7 @@ from lookalike.cli.options import emit_json, settings_options
 from lookalike.config import Settings
 from lookalike.errors import ModelError
 
-__all__ = ["index", "say_text_export"]
+__all__ = ["index", "say_query_exports", "say_text_export"]
 
 
 @cli.command()
@@ -38,7 +38,7 @@ def index(
     from lookalike.collection import open_collection
 
     with open_collection(settings, create=True) as col:
-        with IndexProgressBar(disable=quiet) as bar:
+        with IndexProgressBar(disable=quiet, model=settings.image_model) as bar:
             report = col.indexer.index(
                 list(paths),
                 progress=bar.update,
@@ -46,16 +46,28 @@ def index(
                 wait=wait,
                 on_wait=lambda message: click.echo(message, err=True),
             )
-        # Text search's first use exports the text model for ONNX Runtime: do it now,
-        # so that the first query is fast. A model that cannot load is the search's to report.
-        if col.embedder.text_export_pending():
-            say_text_export(quiet or as_json)
+        # Queries run on checked ONNX exports of the text and image towers, without torch:
+        # make them now, once per model and version, so that the first query is fast.
+        # A model that cannot load is the search's to report.
+        pending = col.embedder.query_exports_pending()
+        if pending:
+            say_query_exports(pending, quiet or as_json)
             with contextlib.suppress(ModelError):
-                col.embedder.load_texts()
+                col.embedder.prepare_queries()
     if as_json:
         emit_json(report.to_dict())
     else:
         print_index_report(report)
+
+
+def say_query_exports(towers: list[str], quiet: bool) -> None:
+    if not quiet:
+        models = " and ".join(f"{t} model" for t in towers)
+        click.echo(
+            f"preparing fast queries: exporting the {models} for ONNX Runtime "
+            "(once per model and version; up to a minute) ...",
+            err=True,
+        )
 
 
 def say_text_export(quiet: bool) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import click
-from tqdm import tqdm
 
-from lookalike.indexer import IndexProgress, IndexReport
-from lookalike.models.base import ModelStatus
-from lookalike.records import Hit
 from lookalike.sizing import SizingReport, human_bytes
+
+if TYPE_CHECKING:  # the indexer and tqdm load only for ``index`` (a cold query skips them)
+    from tqdm import tqdm
+
+    from lookalike.indexer import IndexProgress, IndexReport
+    from lookalike.models.base import ModelStatus
+    from lookalike.records import Hit
 
 MAX_SKIPPED_SHOWN = 50
 
@@ -18,21 +22,29 @@ _PHASES = {"scan": "scanning", "check": "checking", "embed": "embedding", "remov
 
 
 class IndexProgressBar:
-    """One tqdm bar per phase (count, rate and ETA), on stderr."""
+    """One tqdm bar per phase (count, rate and ETA), on stderr; a line while the model loads."""
 
-    def __init__(self, *, disable: bool = False) -> None:
+    def __init__(self, *, disable: bool = False, model: str = "") -> None:
         self.disable = disable
+        self.model = model
         self._bar: tqdm[Any] | None = None
         self._key: tuple[str, str] | None = None
+        self._loading: float | None = None  # when the model started loading
+        self._said = False
 
     def update(self, event: IndexProgress) -> None:
         if self.disable:
+            return
+        if event.phase == "load":
+            self._load(event)
             return
         key = (event.phase, event.root)
         if key != self._key:
             self._close()
             self._key = key
             unit = "files" if event.phase in ("scan", "check") else "img"
+            from tqdm import tqdm
+
             self._bar = tqdm(
                 total=event.total,
                 desc=_PHASES.get(event.phase, event.phase),
@@ -45,6 +57,21 @@ class IndexProgressBar:
         if event.total is not None and self._bar.total != event.total:
             self._bar.total = event.total
         self._bar.update(event.done - self._bar.n)
+
+    def _load(self, event: IndexProgress) -> None:
+        """Say what the wait is for (loading a model takes seconds before the first image)."""
+        if self._said:  # once per run: later loads of the same model are instant
+            return
+        if event.done == 0:
+            self._close()
+            self._key = None
+            self._loading = time.perf_counter()
+            name = f" {self.model}" if self.model else ""
+            click.echo(f"loading the image model{name} ...", err=True)
+        elif self._loading is not None:
+            seconds = time.perf_counter() - self._loading
+            click.echo(f"image model loaded in {seconds:.1f} s", err=True)
+            self._said = True
 
     def _close(self) -> None:
         if self._bar is not None:
@@ -59,7 +86,8 @@ class IndexProgressBar:
 
 
 def print_index_report(report: IndexReport) -> None:
-    rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
+    # The rate of the decode-and-embed phase; the total time below includes the rest.
+    rate = f" ({report.images_per_second:.1f} images/s embedding)" if report.indexed else ""
     click.echo(
         f"indexed {report.indexed}{rate}, reused {report.reused}, updated {report.updated}, "
         f"unchanged {report.unchanged}, removed {report.removed}, skipped {len(report.skipped)} "

@@ -27,4 +27,11 @@ def serve(host: str | None, port: int | None, as_json: bool, settings: Settings)
     from lookalike.store import open_store
 
     open_store(settings).close()  # a missing collection: exit 3 now, not a failed start-up
-    run_server(settings.with_overrides(host=host, port=port))
+    settings = settings.with_overrides(host=host, port=port)
+    # The address is printed by the server once the collection and models are loaded.
+    click.echo(
+        f"loading collection {settings.collection!r} and its models (a few seconds); "
+        f"then serving on http://{settings.host}:{settings.port} ...",
+        err=True,
+    )
+    run_server(settings)

@@ -84,6 +84,14 @@ class Embedder(Protocol):
         """Whether loading the text tower will first export it (a one-off cost worth saying)."""
         return False
 
+    def query_exports_pending(self) -> list[str]:
+        """The towers ("text", "image") whose torch-free query export is still to be made."""
+        return []
+
+    def prepare_queries(self) -> None:
+        """Make the query exports now (after indexing), so the first query is fast."""
+        return None
+
 
 @dataclass
 class ModelStatus:

@@ -40,9 +40,16 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import ConfigError, LookalikeError
-from lookalike.models import onnx_text
+from lookalike.models import onnx_image, onnx_query, onnx_text
 from lookalike.models.cpu import CpuFeatures, Precision, choose_precision, cpu_features
-from lookalike.models.loading import resolve_model
+from lookalike.models.onnx_cache import ExportCache
+from lookalike.models.onnx_query import (
+    QueryExports,
+    embed_query_images,
+    embed_query_texts,
+)
+from lookalike.models.onnx_record import record_text
+from lookalike.models.query_prep import export_image_tower, locate_cache, pending_exports
 from lookalike.models.sentence import SentenceTransformerEmbedder, _Tower
 from lookalike.models.text_fast import (
     CLIP_TEXT,
@@ -53,6 +60,7 @@ from lookalike.models.text_fast import (
     mean_pooled_denses,
     pooled_text,
 )
+from lookalike.models.vision_fast import Vision, check_images, min_cosine
 
 __all__ = ["RUNTIME", "FastTorchEmbedder"]
 
@@ -62,7 +70,6 @@ RUNTIME = "torch-fast"
 #: the load check's bar, per precision (the fidelity tests hold the same bars)
 CHECK_COSINE: dict[str, float] = {"fp32": 0.9999, "bf16": 0.999, "int8": 0.999}
 ONNX_PRECISIONS = ("auto", "int8", "fp32")
-_SIDE = 224
 
 
 @dataclass
@@ -72,65 +79,6 @@ class _Path:
     run: Callable[[list[Any]], np.ndarray] | None
     runtime: str
     reason: str
-
-
-class _Vision:
-    """CLIP vision tower + projection on pre-sized pixels."""
-
-    def __init__(self, vision: Any, projection: Any, processor: Any, dtype: Any) -> None:
-        import torch
-
-        self.vision = vision
-        self.projection = projection
-        self.processor = processor
-        self.dtype = dtype
-        mean = torch.tensor(list(processor.image_mean), dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(list(processor.image_std), dtype=torch.float32).view(1, 3, 1, 1)
-        self.rescale = float(getattr(processor, "rescale_factor", 1 / 255))
-        self.mean, self.std = mean, std
-
-    def pixels(self, images: list[Image.Image]) -> Any:
-        """(n, 3, 224, 224) float32, normalised as the model's processor does."""
-        import torch
-
-        out = torch.empty((len(images), 3, _SIDE, _SIDE), dtype=torch.float32)
-        ready = [i for i, im in enumerate(images) if im.size == (_SIDE, _SIDE) and im.mode == "RGB"]
-        if ready:
-            stacked = np.stack([np.asarray(images[i], dtype=np.uint8) for i in ready])
-            x = torch.from_numpy(stacked).permute(0, 3, 1, 2).to(torch.float32)
-            out[ready] = (x * self.rescale - self.mean) / self.std
-        others = sorted(set(range(len(images))) - set(ready))
-        if others:
-            done = self.processor(images=[images[i] for i in others], return_tensors="pt")
-            out[others] = done["pixel_values"].to(torch.float32)
-        return out
-
-    def __call__(self, images: list[Image.Image]) -> np.ndarray:
-        import torch
-
-        pixels = self.pixels(images).to(self.dtype)
-        with torch.inference_mode():
-            pooled = self.vision(pixel_values=pixels).pooler_output
-            out: np.ndarray = self.projection(pooled).float().numpy()
-        return out
-
-
-def _check_images() -> list[Image.Image]:
-    rng = np.random.default_rng(1234)
-    noise = Image.fromarray(rng.integers(0, 256, (_SIDE, _SIDE, 3), dtype=np.uint8), "RGB")
-    ramp = np.linspace(0, 255, _SIDE, dtype=np.float32)
-    grad = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (_SIDE, 1)).T,
-                     np.tile(ramp[::-1], (_SIDE, 1))], axis=-1)  # fmt: skip
-    return [noise, Image.fromarray(grad.astype(np.uint8), "RGB")]
-
-
-def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    num = (a64 * b64).sum(1)
-    den = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
-    if not np.isfinite(num).all() or (den == 0).any():
-        return -1.0
-    return float((num / den).min())
 
 
 class FastTorchEmbedder(SentenceTransformerEmbedder):
@@ -173,6 +121,18 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         self._features = features or cpu_features
         self._vision_path: _Path | None = None
         self._text_path: _Path | None = None
+        self.image_export_note = ""  # how the image export went (prepare_queries)
+        # Exports recorded by an earlier process answer queries without loading torch.
+        self._queries = (
+            QueryExports(
+                self._text_folder,
+                self._image_folder,
+                text_precisions=("int8", "fp32") if onnx_precision == "auto" else (onnx_precision,),
+                threads=onnx_threads,
+            )
+            if self.onnx_cache is not None
+            else None
+        )
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -187,8 +147,15 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
     def runtime_for(self, role: str) -> tuple[str, str]:
         """(runtime, why) for the "image" or "text" tower: what runs now, or would at load."""
         path = self._vision_path if role == "image" else self._text_path
+        failed = self._queries.reason(role) if self._queries is not None else None
         if path is not None:
-            return path.runtime, path.reason
+            return path.runtime, f"{path.reason}; {failed}" if failed else path.reason
+        light = self._light(role)
+        if light is not None:
+            return f"onnx {light.precision}", (
+                f"torch-free query path: export recorded in {light.path.parent}, "
+                "checked against the reference when made"
+            )
         if role == "image":
             precision, why = choose_precision(self.requested_precision, self._features())
             return f"{RUNTIME} {precision}", f"{why} (checked against the reference at load)"
@@ -203,24 +170,75 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
     def text_export_pending(self) -> bool:
         """Whether loading the text tower will first export it for ONNX Runtime (once per
         model and version; tens of seconds for the multilingual model), so that callers
-        can say so, or do it ahead of the first query."""
+        can say so, or do it ahead of the first query. True too while the export is not
+        yet recorded for torch-free queries (``lookalike.models.onnx_query``)."""
         if self._text_path is not None or self.onnx_cache is None:
             return False
         if onnx_text.onnx_missing() is not None:
             return False
+        return pending_exports({"text": self._text_folder()}) == ["text"]
+
+    def query_exports_pending(self) -> list[str]:
+        """The towers ("text", "image") whose torch-free query export is not recorded yet
+        (``prepare_queries`` makes them); empty without ONNX Runtime or an export folder."""
+        if self.onnx_cache is None or onnx_text.onnx_missing() is not None:
+            return []
+        return pending_exports({"text": self._text_folder(), "image": self._image_folder()})
+
+    def prepare_queries(self) -> None:
+        """Make, once per model and version, the checked exports that let later processes
+        answer text and image queries without torch (``lookalike index`` calls this).
+
+        Raises what loading the text tower raises; an image export that fails or misses
+        its check only leaves image queries on torch (``image_export_note`` says why).
+        """
+        pending = self.query_exports_pending()
+        if "text" in pending:
+            self.load_texts()
+        cache = self._image_cache()
+        if "image" in pending and cache is not None:
+            path, loaded = self._vision_path, self._image
+            bf16 = path is not None and path.run is not None and path.runtime.endswith("bf16")
+            # The export needs fp32 weights: a tower rounded to bf16 in place is read again.
+            tower = (
+                loaded if loaded is not None and not bf16 else self._load(self.image_model, "image")
+            )
+            self.image_export_note = export_image_tower(
+                cache, tower, super()._encode, bars=CHECK_COSINE, threads=self.onnx_threads
+            )
+
+    def _text_cache(self) -> ExportCache | None:
+        """Where the text encoder's exports are, found without loading anything."""
         shared = self.shares_clip_text
         name, role = (self.image_model, "image") if shared else (self.text_model, "text")
-        try:
-            resolved = resolve_model(
-                name, cache_folder=self.cache_folder, role=role, allow_download=False
-            )
-        except LookalikeError:
-            return False  # loading will say what is missing
-        if resolved.path is None:
-            return False
         kind = CLIP_TEXT if shared else POOLED_TEXT
-        cache = onnx_text.text_cache(self.onnx_cache, resolved.path, kind)
-        return not any(cache.has(f) for f in onnx_text.FILES.values())
+        return locate_cache(
+            self.onnx_cache, name, role, self.cache_folder,
+            lambda folder: onnx_text.text_cache(self.onnx_cache, folder, kind),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def _text_folder(self) -> Path | None:
+        cache = self._text_cache()
+        return cache.folder if cache is not None else None
+
+    def _image_cache(self) -> ExportCache | None:
+        return locate_cache(
+            self.onnx_cache, self.image_model, "image", self.cache_folder,
+            lambda folder: onnx_image.image_cache(self.onnx_cache, folder),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def _image_folder(self) -> Path | None:
+        cache = self._image_cache()
+        return cache.folder if cache is not None else None
+
+    def _light(self, role: str) -> Any:
+        """The recorded torch-free export for queries of this tower, when no torch path is
+        loaded and one is recorded (None otherwise)."""
+        if self._queries is None:
+            return None
+        if role == "text":
+            return self._queries.text() if self._text_path is None else None
+        return self._queries.image() if self._image is None else None
 
     # -- loading: the reference loader, then the fast paths ------------------------------------
 
@@ -253,7 +271,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
                 None, "sentence-transformers", "not a CLIP vision tower the fast runtime knows"
             )
         precision, why = choose_precision(self.requested_precision, self._features())
-        images = _check_images()
+        images = check_images()
         reference = super()._encode(tower, list(images))
         attempts: list[Precision] = ["bf16", "fp32"] if precision == "bf16" else ["fp32"]
         failures: list[str] = []
@@ -265,9 +283,9 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             dtype = torch.bfloat16 if attempt == "bf16" else torch.float32
             # In place, one tensor at a time: no second copy of the weights, ever.
             vision, projection = clip.vision_model.to(dtype), clip.visual_projection.to(dtype)
-            runner = _Vision(vision, projection, processor, dtype)
+            runner = Vision(vision, projection, processor, dtype)
             with tower.lock:
-                cosine = _min_cosine(runner(images), reference)
+                cosine = min_cosine(runner(images), reference)
             if cosine >= CHECK_COSINE[attempt]:
                 reason = why if attempt == precision else f"{failures[-1]}; fp32 instead"
                 return _Path(runner, f"{RUNTIME} {attempt}", reason)
@@ -311,7 +329,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             _release(graph.modules)
             return onnx_path
         with tower.lock:
-            cosine = _min_cosine(runner(texts), reference)
+            cosine = min_cosine(runner(texts), reference)
         if cosine < CHECK_COSINE["fp32"]:
             reason = f"fp32 load check: cosine {cosine:.5f} < {CHECK_COSINE['fp32']}"
             log.warning("fast text path off: %s", reason)
@@ -331,11 +349,14 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             return None, ""
         assert tower.resolved.path is not None
 
+        scores: list[float] = []
+
         def score(encoder: onnx_text.OnnxTextEncoder) -> float:
             with tower.lock:  # the tokenizer is not thread-safe
                 together = encoder(texts)
                 alone = np.concatenate([encoder([t]) for t in texts])
-            return min(_min_cosine(together, reference), _min_cosine(alone, reference))
+            scores.append(min(min_cosine(together, reference), min_cosine(alone, reference)))
+            return scores[-1]
 
         encoder, why = onnx_text.attach(
             self.onnx_cache,
@@ -349,9 +370,46 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         )
         if encoder is None:
             return None, why
+        cache = self._text_cache()
+        if cache is not None:  # let later processes answer text queries without torch
+            with tower.lock:
+                note = record_text(
+                    cache, encoder.path, encoder.precision, scores[-1], int(reference.shape[1]),
+                    tokenizer=runner.tokenizer, max_tokens=runner.max_tokens, lower=runner.lower,
+                    tokens=lambda batch: runner.tokens(batch, "np"), texts=texts,
+                    probe_vector=[float(v) for v in encoder([onnx_query.PROBE_TEXT])[0]],
+                    again=self._queries is not None and self._queries.reason("text") is not None,
+                )  # fmt: skip
+            why = f"{why}; {note}" if note else why
         return _Path(encoder, f"onnx {encoder.precision}", why), ""
 
     # -- encoding ---------------------------------------------------------------------------
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """As the reference runtime; on a recorded export (torch never loads) when there is one."""
+        light = self._light("text")
+        if light is not None:
+            try:
+                return embed_query_texts(light, texts, self.text_model, self.batch_size)
+            except LookalikeError:
+                raise
+            except Exception as exc:  # a damaged export: the full runtime checks and remakes it
+                self._queries.fail("text", exc)  # type: ignore[union-attr]
+        return super().embed_texts(texts)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """As the reference runtime. Queries of 224x224 images (what ``lookalike.images``
+        makes) run on a recorded export while no torch image tower is loaded; indexing
+        loads the tower first (``load_images``) and so always runs on torch."""
+        light = self._light("image") if images and not isinstance(images, Image.Image) else None
+        if light is not None and onnx_query.QueryImage.takes(images):
+            try:
+                return embed_query_images(light, images, self.image_model, self.batch_size)
+            except LookalikeError:
+                raise
+            except Exception as exc:
+                self._queries.fail("image", exc)  # type: ignore[union-attr]
+        return super().embed_images(images)
 
     def _encode(self, tower: _Tower, inputs: list[Any]) -> np.ndarray:
         """The fast path for this modality when it is attached, else the reference one."""

@@ -143,6 +143,11 @@ class ExportCache:
             return None
         return " ".join(text.split()) or None
 
+    def write_text(self, name: str, text: str) -> None:
+        """Publish a small text file whole (write-temp-then-rename); raises OSError."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.path(name), text)
+
     def write_note(self, name: str, text: str) -> None:
         """Best effort: a note only saves later work (a read-only cache keeps working)."""
         try:

@@ -42,6 +42,7 @@ from lookalike.models.onnx_export import (
     Tokenize,
     export_text_graph,
     int8_options,
+    package_version,
     quantize_int8,
 )
 
@@ -116,17 +117,14 @@ def text_cache(root: Path, model_folder: Path, kind: str) -> ExportCache:
     architecture, ``EXPORT_VERSION``, the torch and onnxruntime versions and the
     int8 options, so any change there means a fresh export.
     """
-    import onnxruntime
-    import torch
-
     folder = Path(model_folder).resolve()
     key = {
         "model": str(folder),
         "files": folder_fingerprint(folder),
         "kind": kind,
         "export": EXPORT_VERSION,
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "torch": package_version("torch"),
+        "onnxruntime": package_version("onnxruntime"),
         "int8": int8_options(),
     }
     # A Hugging Face snapshot folder is named by its commit: name it by the repository.

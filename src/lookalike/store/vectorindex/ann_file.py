@@ -37,12 +37,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lookalike.errors import StoreDamagedError
-from lookalike.native_libs import Index
+
+if TYPE_CHECKING:  # usearch loads only when an HNSW index is built or opened
+    from usearch.index import Index
 
 __all__ = ["AnnFiles", "AnnStamp", "Base", "RowSource"]
 
@@ -291,6 +293,8 @@ class AnnFiles:
         index_path, keys_path, vec_path, crc_path = self._paths(stamp.name)
         try:
             ef = self.ef_for(stamp.count)
+            from lookalike.native_libs import Index
+
             index = Index.restore(index_path, view=True, expansion_search=ef)
         except (RuntimeError, ValueError, OSError) as exc:
             log.warning("ignoring index file %s that usearch cannot map: %s", index_path, exc)
@@ -375,6 +379,8 @@ class AnnFiles:
                     for fh in (fk, fv, fc):
                         fh.flush()
                         os.fsync(fh.fileno())
+                from lookalike.native_libs import Index
+
                 meta = Index.metadata(tmps[0]) or {}
                 stamp = AnnStamp(
                     seq=base.seq,

@@ -26,14 +26,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lookalike.errors import StoreDamagedError
-from lookalike.native_libs import Index
 from lookalike.store.vectorindex.ann_file import AnnFiles, Base, RowSource
 from lookalike.store.vectorindex.exact_matrix import ExactMatrix, dot_rows
 from lookalike.store.vectorindex.types import Candidates, IndexParams, IndexStatus, VectorSource
+
+if TYPE_CHECKING:  # usearch loads only when an HNSW index is built or opened
+    from usearch.index import Index
 
 __all__ = ["DerivedIndex"]
 
@@ -287,6 +290,8 @@ class DerivedIndex:
         return pending >= self._limit(st) if strict else pending > self._query_limit(st)
 
     def _new_index(self, size: int) -> Index:
+        from lookalike.native_libs import Index  # usearch only when an HNSW index is built
+
         p = self.params
         return Index(
             ndim=self._dim, metric="cos", dtype=p.dtype, connectivity=p.connectivity,
