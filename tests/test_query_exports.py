@@ -237,7 +237,7 @@ def test_cold_queries_never_import_torch(
     main(["index", "--quiet", str(tmp_path / "pics")])
     capsys.readouterr()
     main(["similar", str(files[1]), "--json", "-k", "1"])
-    doc_id = json.loads(capsys.readouterr().out)[0]["id"]
+    doc_id = json.loads(capsys.readouterr().out)["results"][0]["id"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")}
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_COLD), doc_id, str(files[0])],
