@@ -24,6 +24,7 @@ from lookalike.config import Settings
 from lookalike.core_split import CoreSplit, set_torch_threads, torch_threads
 from lookalike.decode_pool import DecodePool, DecodeResult
 from lookalike.errors import NotFoundError
+from lookalike.image_prep import CLIP_PREP
 from lookalike.images import is_image_name
 from lookalike.models.base import Embedder
 from lookalike.records import FileState, Record
@@ -253,6 +254,7 @@ class Indexer:
                 max_pixels=self.settings.max_pixels,
                 max_workers=max(split.cores, split.split.workers),
                 buffer=max(16, 2 * bs),
+                prep=getattr(self.embedder, "image_prep", CLIP_PREP),
             ) as pool,
         ):
             set_torch_threads(split.split.threads)

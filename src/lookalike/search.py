@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import NotFoundError, QueryError
-from lookalike.images import clip_crop, clip_ready
+from lookalike.image_prep import CLIP_PREP
+from lookalike.images import model_ready, prep_image
 from lookalike.models.base import Embedder
 from lookalike.records import Filters, Hit
 from lookalike.store.base import Store
@@ -150,11 +151,12 @@ class Searcher:
             positives.extend(self.embedder.embed_texts(texts))
         if query.images:
             pictures = []
+            prep = getattr(self.embedder, "image_prep", CLIP_PREP)
             for src in query.images:
                 if isinstance(src, Image.Image):
-                    pictures.append(clip_crop(src))
+                    pictures.append(prep_image(src, prep))
                 else:
-                    pictures.append(clip_ready(src, max_pixels=self.max_pixels).image)
+                    pictures.append(model_ready(src, max_pixels=self.max_pixels, prep=prep).image)
                     if isinstance(src, (str, Path)):
                         exclude_paths.add(Path(os.path.abspath(src)).as_posix())
             positives.extend(self.embedder.embed_images(pictures))

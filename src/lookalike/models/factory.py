@@ -94,7 +94,10 @@ def runtime_name(settings: Settings) -> str:
 
 def create_embedder(settings: Settings) -> Embedder:
     """The Embedder for the configured models and runtime. Nothing loads until first use."""
-    return _runtime(settings)[1](settings)
+    from lookalike.models.families import family_embedder
+
+    build = _runtime(settings)[1]  # an unknown runtime fails first, whatever the model
+    return family_embedder(settings, ONNX_FOLDER) or build(settings)
 
 
 def _locate(name: str, role: str, settings: Settings) -> tuple[ModelStatus, ResolvedModel | None]:
