@@ -17,7 +17,13 @@ import warnings
 
 import click
 
-from lookalike.cli import indexing, manage, searching, serving  # noqa: F401  (registers commands)
+from lookalike.cli import (  # noqa: F401  (registers commands)
+    indexing,
+    manage,
+    reindexing,
+    searching,
+    serving,
+)
 from lookalike.cli.app import cli
 from lookalike.cli.options import parse_date, parse_size
 from lookalike.errors import (

@@ -15,7 +15,13 @@ from lookalike.sizing import SizingReport, human_bytes
 
 MAX_SKIPPED_SHOWN = 50
 
-_PHASES = {"scan": "scanning", "check": "checking", "embed": "embedding", "remove": "removing"}
+_PHASES = {
+    "scan": "scanning",
+    "check": "checking",
+    "embed": "embedding",
+    "remove": "removing",
+    "reindex": "re-embedding",
+}
 
 
 class IndexProgressBar:
