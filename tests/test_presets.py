@@ -102,3 +102,16 @@ def test_the_store_refuses_vectors_of_another_preset_family(
         with pytest.raises(ModelMismatchError):
             col.indexer.index([small_collection])
         assert col.store.count() == 12
+
+
+def test_a_siglip_folder_pairs_with_its_own_text_tower_by_default(
+    tmp_path: Path, tiny_siglip_dir: Path
+) -> None:
+    settings = Settings(home=tmp_path, image_model=str(tiny_siglip_dir))
+    assert settings.text_model == DEFAULT_TEXT_MODEL
+    embedder = create_embedder(settings)
+    assert isinstance(embedder, SiglipEmbedder) and embedder.text_model == embedder.image_model
+    with pytest.raises(ConfigError, match="text_model=clip"):
+        create_embedder(settings.with_overrides(text_model="/some/text-model"))
+    hub = Settings(home=tmp_path, image_model="org/my-siglip-finetune")
+    assert family_of(hub) == "siglip"

@@ -8,7 +8,7 @@ format are refused with what to do instead (see ``lookalike.models.presets``).
 
 from __future__ import annotations
 
-from lookalike.config import Settings
+from lookalike.config import DEFAULT_TEXT_MODEL, Settings
 from lookalike.errors import LookalikeError, ModelNotAvailableError
 from lookalike.models.base import Embedder
 from lookalike.models.loading import canonical_name, resolve_model
@@ -32,7 +32,8 @@ def family_of(settings: Settings) -> str:
     """ "sentence-transformers", "siglip" or "open_clip" for the configured image model.
 
     Looks on disk only: a Hub name that is neither a preset nor downloaded yet is
-    taken for a sentence-transformers model, as before presets.
+    taken for a sentence-transformers model, as before presets, unless its name
+    says SigLIP.
     """
     name = canonical_name(settings.image_model)
     preset = preset_for_model(name)
@@ -43,7 +44,8 @@ def family_of(settings: Settings) -> str:
             name, cache_folder=settings.model_cache or None, role="image", allow_download=False
         )
     except LookalikeError:
-        return "sentence-transformers"
+        # Not here yet: sentence-transformers would run a SigLIP with the wrong padding.
+        return "siglip" if "siglip" in name.lower() else "sentence-transformers"
     return "siglip" if is_siglip_folder(resolved.path) else "sentence-transformers"
 
 
@@ -66,9 +68,12 @@ def family_embedder(settings: Settings, onnx_folder: str) -> Embedder | None:
         return None
     fast, precision = _SIGLIP_RUNTIMES.get(settings.runtime.strip().lower(), (True, "auto"))
     preset = preset_for_model(canonical_name(settings.image_model))
+    # SigLIP answers text with its own tower: the default (multilingual CLIP) text model
+    # cannot pair with it, so only another explicit choice is passed on (and refused).
+    text = "clip" if settings.text_model == DEFAULT_TEXT_MODEL else settings.text_model
     return SiglipEmbedder(
         settings.image_model,
-        settings.text_model,
+        text,
         cache_folder=settings.model_cache or None,
         batch_size=settings.batch_size,
         fast=fast,
