@@ -91,13 +91,16 @@ def _from_config(config: dict[str, Any], default: ImagePrep) -> ImagePrep:
     crop_size = config.get("crop_size")
     resample = _RESAMPLE_CODES.get(config.get("resample", 3), default.resample)
     do_crop = bool(config.get("do_center_crop", False))
+    if isinstance(crop_size, dict):
+        crop_size = crop_size.get("height")
     if isinstance(size, dict) and "shortest_edge" in size:
         side = int(size["shortest_edge"])
-        if do_crop and isinstance(crop_size, dict) and "height" in crop_size:
-            side = int(crop_size["height"])
+        if do_crop and isinstance(crop_size, int):
+            side = crop_size
         return ImagePrep(size=side, crop=True, resample=resample)
     if isinstance(size, dict) and "height" in size and size.get("height") == size.get("width"):
         return ImagePrep(size=int(size["height"]), crop=do_crop, resample=resample)
-    if isinstance(size, int):
-        return ImagePrep(size=size, crop=True, resample=resample)
+    if isinstance(size, int):  # transformers 4.6 configs, as sentence-transformers' CLIPs
+        side = crop_size if do_crop and isinstance(crop_size, int) else size
+        return ImagePrep(size=side, crop=True, resample=resample)
     return default
