@@ -115,3 +115,16 @@ def test_a_siglip_folder_pairs_with_its_own_text_tower_by_default(
         create_embedder(settings.with_overrides(text_model="/some/text-model"))
     hub = Settings(home=tmp_path, image_model="org/my-siglip-finetune")
     assert family_of(hub) == "siglip"
+
+
+def test_models_reports_a_siglip_folder_with_its_own_text_tower(
+    tmp_path: Path, tiny_siglip_dir: Path
+) -> None:
+    runner = CliRunner()
+    args = ["models", "--json", "--home", str(tmp_path), "--model", str(tiny_siglip_dir)]
+    out = runner.invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    image, text = json.loads(out.output)
+    assert image["loads"] and text["loads"] and text["location"] == image["location"]
+    assert text["dim"] == image["dim"] == 32
+    assert text["active_runtime"].startswith("onnx")

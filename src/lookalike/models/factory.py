@@ -131,7 +131,11 @@ def model_statuses(settings: Settings, *, try_load: bool = True) -> list[ModelSt
     """
     runtime = runtime_name(settings)
     image, image_resolved = _locate(settings.image_model, "image", settings)
-    shares = uses_clip_text(settings.image_model, settings.text_model)
+    from lookalike.models.families import family_of  # SigLIP answers text with its own tower
+
+    shares = uses_clip_text(settings.image_model, settings.text_model) or (
+        family_of(settings) == "siglip"
+    )
     if shares:
         text = ModelStatus(
             role="text",
