@@ -299,13 +299,12 @@ def presets_table(args: argparse.Namespace) -> None:
 
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
-    names = (
-        [p.name for p in PRESETS.values() if p.loadable] if args.model == "all" else [args.model]
-    )
-    names = [n for n in names if n in PRESETS] or sys.exit(f"unknown preset {args.model!r}")
     loadable = {"datacomp-b32-256"}  # measured as the converted transformers folder it needs
+    names = list(PRESETS) if args.model == "all" else [args.model]
+    if any(n not in PRESETS for n in names):
+        sys.exit(f"unknown preset {args.model!r}: use one of {', '.join(PRESETS)} or 'all'")
     images = photo_like(args.images)
-    print(f"{'preset':<18}{'runtime':<22}{'image path':<20}{'load s':>7}{'b=8':>8}{'b=32':>8}"
+    print(f"{'preset':<18}{'runtime':<30}{'image path':<20}{'load s':>7}{'b=8':>8}{'b=32':>8}"
           f"{'text p50 ms':>12}")  # fmt: skip
     for name in names:
         if not PRESETS[name].loadable and name not in loadable:
@@ -333,7 +332,7 @@ def presets_table(args: argparse.Namespace) -> None:
                 text_path = (
                     embedder.runtime_for("text")[0] if hasattr(embedder, "runtime_for") else ""
                 )
-                print(f"{name:<18}{runtime + ' / ' + text_path:<22}{path:<20}{loaded:>7.1f}"
+                print(f"{name:<18}{runtime + ' / ' + text_path:<30}{path:<20}{loaded:>7.1f}"
                       f"{r8:>8.1f}{r32:>8.1f}{p50:>12.1f}", flush=True)  # fmt: skip
                 del embedder
     print(
