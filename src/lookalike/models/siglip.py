@@ -30,9 +30,8 @@ from PIL import Image
 
 from lookalike.errors import ConfigError, ImageError, LookalikeError, ModelError, QueryError
 from lookalike.image_prep import ImagePrep, read_image_prep
-from lookalike.models import onnx_text
+from lookalike.models import onnx_text, siglip_fast
 from lookalike.models.cpu import CpuFeatures, choose_precision, cpu_features
-from lookalike.models.fast_torch import CHECK_COSINE, _check_images, _min_cosine
 from lookalike.models.loading import (
     ResolvedModel,
     canonical_name,
@@ -48,16 +47,14 @@ from lookalike.models.sentence import (
     _ready_image,
     uses_clip_text,
 )
-from lookalike.models.text_fast import TEXT_CHECKS
+from lookalike.models.siglip_fast import SIGLIP_TEXT, TEXT_TOKENS
 from lookalike.records import ModelInfo
 
-__all__ = ["RUNTIME", "SIGLIP_TEXT", "SiglipEmbedder", "is_siglip_folder"]
+__all__ = ["RUNTIME", "SIGLIP_TEXT", "TEXT_TOKENS", "SiglipEmbedder", "is_siglip_folder"]
 
 log = logging.getLogger(__name__)
 
 RUNTIME = "transformers-siglip"
-SIGLIP_TEXT = "siglip-text"  # the text graph's kind in the ONNX export cache
-TEXT_TOKENS = 64  # SigLIP's and SigLIP 2's text length (the processor's max_length)
 _SIGLIP_TYPES = ("siglip", "siglip2")
 
 
@@ -322,87 +319,29 @@ class SiglipEmbedder:
             return None, RUNTIME, f"fast path failed ({type(exc).__name__}: {exc})"
 
     def _attach_vision(self, loaded: _Loaded) -> tuple[Any, str, str]:
-        import torch
-
         precision, why = choose_precision(self.requested_precision, self._features())
         if precision != "bf16":
             return None, f"{RUNTIME} fp32", f"{why}; the reference path is the fp32 path"
-        prep = self.image_prep
-        images = [im.resize((prep.size, prep.size)) for im in _check_images()]
-        with loaded.lock:
-            reference = self._reference_images(loaded, images)
-        vision = loaded.model.vision_model
-        processor = loaded.processor.image_processor
-        mean = torch.tensor(list(processor.image_mean), dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(list(processor.image_std), dtype=torch.float32).view(1, 3, 1, 1)
-        scale = float(getattr(processor, "rescale_factor", 1 / 255))
-        side = prep.size
-
-        def run(batch: list[Image.Image]) -> np.ndarray:
-            ready = all(im.size == (side, side) and im.mode == "RGB" for im in batch)
-            if ready:
-                arr = np.stack([np.asarray(im, dtype=np.uint8) for im in batch])
-                x = torch.from_numpy(arr).permute(0, 3, 1, 2).to(torch.float32)
-                pixels = (x * scale - mean) / std
-            else:
-                pixels = processor(images=batch, return_tensors="pt")["pixel_values"]
-            with torch.inference_mode():
-                return np.asarray(
-                    vision(pixel_values=pixels.to(torch.bfloat16)).pooler_output.float().numpy()
-                )
-
-        original = {k: v.detach().clone() for k, v in vision.state_dict().items()}
-        vision.to(torch.bfloat16)
-        with loaded.lock:
-            cosine = _min_cosine(run(images), reference)
-        if cosine >= CHECK_COSINE["bf16"]:
-            return run, "torch-fast bf16", why
-        vision.to(torch.float32)
-        vision.load_state_dict(original)  # the weights were rounded in place: restore them
-        reason = f"bf16 load check: cosine {cosine:.5f} < {CHECK_COSINE['bf16']}; fp32 instead"
-        log.warning("SigLIP bf16 image path off: %s", reason)
-        return None, f"{RUNTIME} fp32", reason
+        run, reason = siglip_fast.bf16_vision(
+            loaded, self.image_prep.size, lambda b: self._reference_images(loaded, b)
+        )
+        if run is None:
+            log.warning("SigLIP bf16 image path off: %s", reason)
+            return None, f"{RUNTIME} fp32", reason
+        return run, "torch-fast bf16", why
 
     def _attach_text(self, loaded: _Loaded) -> tuple[Any, str, str]:
         if self.onnx_cache is None:
             return None, f"{RUNTIME} fp32", "no ONNX cache folder: text through transformers"
-        assert loaded.resolved.path is not None
-        text_model = loaded.model.text_model
-        uses_mask = loaded.uses_mask
-
-        def encode(batch: dict[str, Any]) -> Any:
-            mask = batch["attention_mask"] if uses_mask else None
-            out = text_model(input_ids=batch["input_ids"], attention_mask=mask)
-            return out.pooler_output
-
-        def tokenize(texts: list[str]) -> dict[str, Any]:
-            batch = dict(self._tokens(loaded, texts, "np"))
-            batch.setdefault("attention_mask", np.ones_like(batch["input_ids"]))
-            return batch
-
-        texts = list(TEXT_CHECKS)
-        with loaded.lock:
-            reference = self._reference_texts(loaded, texts)
-
-        def score(encoder: onnx_text.OnnxTextEncoder) -> float:
-            with loaded.lock:
-                together = encoder(texts)
-                alone = np.concatenate([encoder([t]) for t in texts])
-            return min(_min_cosine(together, reference), _min_cosine(alone, reference))
-
-        graph = onnx_text.TextGraph(SIGLIP_TEXT, encode, (text_model,))
         precisions = ["int8", "fp32"] if self.onnx_precision == "auto" else [self.onnx_precision]
-        encoder, why = onnx_text.attach(
+        encoder, why = siglip_fast.onnx_text_encoder(
+            loaded,
             self.onnx_cache,
-            loaded.resolved.path,
-            graph,
-            tokenize,
+            lambda texts: self._tokens(loaded, texts, "np"),
+            lambda texts: self._reference_texts(loaded, texts),
             precisions=precisions,
-            score=score,
-            bars=CHECK_COSINE,
             threads=self.onnx_threads,
         )
-        why = why.replace("dynamic padding", f"padded to {TEXT_TOKENS} tokens")
         if encoder is None:
             return None, f"{RUNTIME} fp32", why
         return encoder, f"onnx {encoder.precision}", why
