@@ -148,3 +148,20 @@ def test_siglip_decodes_the_whole_image_squashed(tmp_path: Path, tiny_siglip_dir
     assert decoded.size == (224, 224)
     ref_img, _ = siglip_reference(tiny_siglip_dir, [picture])
     assert min_cosine(embedder.embed_images([decoded]), ref_img) >= 0.9999
+
+
+def test_siglip1_sentencepiece_layout_matches_transformers(
+    tmp_path: Path, tiny_siglip1_dir: Path
+) -> None:
+    """google/siglip-base-patch16-224 ships spiece.model (SiglipTokenizer), not tokenizer.json."""
+    assert (tiny_siglip1_dir / "spiece.model").is_file()
+    images = photos(2, 224, seed=9)
+    ref_img, ref_txt = siglip_reference(tiny_siglip1_dir, images)
+    fast = SiglipEmbedder(
+        str(tiny_siglip1_dir), "clip", precision="fp32", onnx_cache=tmp_path / "onnx",
+        onnx_precision="fp32",
+    )  # fmt: skip
+    fast.load()
+    assert fast.runtime_for("text")[0] == "onnx fp32"
+    assert min_cosine(fast.embed_images(images), ref_img) >= 0.9999
+    assert min_cosine(fast.embed_texts(TEXTS), ref_txt) >= 0.9999

@@ -18,7 +18,7 @@ import pytest
 
 from lookalike.models.testing import build_random_hf_clip, build_random_siglip
 
-__all__ = ["tiny_hf_clip256_dir", "tiny_hf_clip_dir", "tiny_siglip_dir"]
+__all__ = ["tiny_hf_clip256_dir", "tiny_hf_clip_dir", "tiny_siglip1_dir", "tiny_siglip_dir"]
 
 _LOCK = threading.Lock()
 
@@ -40,3 +40,11 @@ def tiny_hf_clip256_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with _LOCK:
         return build_random_siglip(tmp_path_factory.mktemp("models") / "tiny-siglip", seed=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip1_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SigLIP 1's layout: ``SiglipTokenizer`` over a trained SentencePiece ``spiece.model``."""
+    with _LOCK:
+        folder = tmp_path_factory.mktemp("models") / "tiny-siglip1"
+        return build_random_siglip(folder, seed=6, sentencepiece=True)

@@ -262,6 +262,12 @@ class SiglipEmbedder:
                 model = SiglipModel.from_pretrained(str(resolved.path), local_files_only=True)
                 processor = AutoProcessor.from_pretrained(str(resolved.path), local_files_only=True)
             model.eval()
+        except ImportError as exc:  # SigLIP 1's SentencePiece tokenizer
+            raise ModelError(
+                f"the SigLIP model {self.image_model} needs a package that is not installed "
+                f"({exc}): pip install 'lookalike[siglip]'",
+                field="image_model",
+            ) from exc
         except Exception as exc:  # the loaders raise anything from OSError to KeyError
             raise ModelError(
                 f"cannot load the SigLIP model {self.image_model} from {resolved.path} "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import string
 from pathlib import Path
+from typing import Any
 
 from lookalike.models.sentence import _quiet_loading
 from lookalike.models.testing import _WORDS, Size, _check_size
@@ -60,8 +61,13 @@ def build_random_siglip(
     seed: int = 0,
     image_size: int = 224,
     vocab_size: int | None = None,
+    sentencepiece: bool = False,
 ) -> Path:
-    """Write a random ``SiglipModel`` with its ``SiglipProcessor`` into ``folder``."""
+    """Write a random ``SiglipModel`` with its ``SiglipProcessor`` into ``folder``.
+
+    ``sentencepiece``: a tiny trained SentencePiece tokenizer (``SiglipTokenizer``, which
+    needs the ``sentencepiece`` package) as SigLIP 1 ships, instead of the Gemma-like one.
+    """
     _check_size(size)
     import torch
     from transformers import GemmaTokenizer, SiglipConfig, SiglipModel, SiglipProcessor
@@ -71,9 +77,14 @@ def build_random_siglip(
     except ImportError:  # transformers 4: the PIL processor is the only one
         from transformers import SiglipImageProcessor as ImageProcessor  # type: ignore[assignment]
 
-    target = vocab_size or (SIGLIP_VOCAB if size == "base" else None)
-    vocab, merges = gemma_like_vocab(target)
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges)  # type: ignore[arg-type]
+    if sentencepiece:  # SigLIP 1's layout: a T5-style SentencePiece model (spiece.model)
+        tokenizer = _sentencepiece_tokenizer(folder)
+        vocab_len = len(tokenizer)
+    else:
+        target = vocab_size or (SIGLIP_VOCAB if size == "base" else None)
+        vocab, merges = gemma_like_vocab(target)
+        tokenizer = GemmaTokenizer(vocab=vocab, merges=merges)  # type: ignore[arg-type]
+        vocab_len = len(vocab)
     image_processor = ImageProcessor(
         do_resize=True,
         size={"height": image_size, "width": image_size},
@@ -85,7 +96,7 @@ def build_random_siglip(
         image_std=[0.5, 0.5, 0.5],
     )
     processor = SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    ids = {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2}
+    ids = {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2 if not sentencepiece else 1}
     if size == "tiny":
         width = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                  "num_attention_heads": 2}  # fmt: skip
@@ -93,7 +104,7 @@ def build_random_siglip(
         width = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                  "num_attention_heads": 12}  # fmt: skip
     config = SiglipConfig(
-        text_config={**width, **ids, "vocab_size": len(vocab), "max_position_embeddings": 64},
+        text_config={**width, **ids, "vocab_size": vocab_len, "max_position_embeddings": 64},
         vision_config={**width, "image_size": image_size, "patch_size": 16},
     )
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,3 +114,24 @@ def build_random_siglip(
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
     return folder
+
+
+def _sentencepiece_tokenizer(folder: Path) -> Any:
+    """A unigram SentencePiece model trained here on the sample words (T5's special ids)."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import SiglipTokenizer
+
+    words = sorted(set(_WORDS))
+    lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))] * 20
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=48, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
+        unk_piece="<unk>", character_coverage=1.0, minloglevel=2,
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "spiece.model"
+    path.write_bytes(model.getvalue())
+    return SiglipTokenizer(vocab_file=str(path))
