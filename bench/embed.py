@@ -295,7 +295,7 @@ def presets_table(args: argparse.Namespace) -> None:
     from lookalike.config import Settings
     from lookalike.core_split import usable_cores
     from lookalike.models import create_embedder
-    from lookalike.models.presets import PRESETS
+    from lookalike.presets import PRESETS
 
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)

@@ -18,8 +18,8 @@ from lookalike.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Settings
 from lookalike.errors import ConfigError, ModelMismatchError, ModelNotAvailableError
 from lookalike.models import create_embedder
 from lookalike.models.families import family_of
-from lookalike.models.presets import DEFAULT_PRESET, PRESETS, get_preset
 from lookalike.models.siglip import SiglipEmbedder
+from lookalike.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 REQUIRED = ["seed", "openai-b32", "laion-b32", "datacomp-b32-256", "siglip2-b16", "nllb-siglip-b"]
 

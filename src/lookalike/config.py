@@ -79,7 +79,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         # A preset name (``laion-b32``) in ``image_model`` names both towers.
-        from lookalike.models.presets import expand_model
+        from lookalike.presets import expand_model
 
         image, text = expand_model(self.image_model, self.text_model, DEFAULT_TEXT_MODEL)
         object.__setattr__(self, "image_model", image)

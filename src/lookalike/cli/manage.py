@@ -43,7 +43,7 @@ def models(no_load: bool, available: bool, as_json: bool, settings: Settings) ->
 
     if available:
         from lookalike.cli.output import print_presets
-        from lookalike.models.presets import PRESETS
+        from lookalike.presets import PRESETS
 
         if as_json:
             emit_json([p.to_dict() for p in PRESETS.values()])

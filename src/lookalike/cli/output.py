@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from lookalike.indexer import IndexProgress, IndexReport
 from lookalike.models.base import ModelStatus
-from lookalike.models.presets import DEFAULT_PRESET, Preset
+from lookalike.presets import DEFAULT_PRESET, Preset
 from lookalike.records import Hit
 from lookalike.sizing import SizingReport, human_bytes
 

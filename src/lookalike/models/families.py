@@ -3,7 +3,7 @@
 sentence-transformers runs its own folders and plain transformers ``CLIPModel``
 folders (``lookalike.models.factory``); transformers' ``SiglipModel`` runs SigLIP
 folders (``lookalike.models.siglip``). Checkpoints published only in open_clip's
-format are refused with what to do instead (see ``lookalike.models.presets``).
+format are refused with what to do instead (see ``lookalike.presets``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from lookalike.config import DEFAULT_TEXT_MODEL, Settings
 from lookalike.errors import LookalikeError, ModelNotAvailableError
 from lookalike.models.base import Embedder
 from lookalike.models.loading import canonical_name, resolve_model
-from lookalike.models.presets import preset_for_model
 from lookalike.models.siglip import SiglipEmbedder, is_siglip_folder
+from lookalike.presets import preset_for_model
 
 __all__ = ["family_of", "family_embedder"]
 
