@@ -20,6 +20,12 @@ it), with the p50 and p99 of one short query (timed round-robin, so all paths sh
 the machine's mood), the lowest cosine to the reference, the load time with a cold
 cache (export included) and a warm one. ``--text`` runs this part alone.
 The machine is shared and noisy: read the figures as ratios within one run.
+
+``--model NAME`` (a preset, see ``lookalike models --available``) instead builds a
+full-size random-weight instance of that preset's architecture (cached in DIR) and
+prints, for the reference runtime and the default fast one, the load time, images/s
+at batch 8 and 32 and the p50 of one short text query. ``--model all`` runs every
+preset lookalike loads, one after the other.
 """
 
 from __future__ import annotations
@@ -175,7 +181,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="timing budget at batch 1 and 8")
     parser.add_argument("--text", action="store_true", help="the text paths only")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per text path")
+    parser.add_argument("--model", help="a preset name (or 'all'): its cost on this machine")
     args = parser.parse_args()
+    if args.model:
+        presets_table(args)
+        return
 
     import torch
     from make_random_models import make_random_models
@@ -248,6 +258,87 @@ def images_and_runtimes(
     print(f"\nimages/s on pre-decoded 224x224 images; cosine and top-10 over {len(images)} images "
           "against the reference; text: p50 of one short query (multilingual model), all threads "
           "and 1 thread.")  # fmt: skip
+
+
+def preset_folders(name: str, models: Path) -> tuple[str, str]:
+    """(image model, text model) folders of a full-size random instance of preset ``name``."""
+    import shutil
+
+    from make_random_models import make_random_models
+
+    from lookalike.models.testing import build_random_hf_clip, build_random_siglip
+
+    seed = make_random_models(models)
+    builders = {
+        "laion-b32": lambda f: build_random_hf_clip(f, size="base"),
+        "datacomp-b32-256": lambda f: build_random_hf_clip(f, size="base", image_size=256),
+        "siglip-b16": lambda f: build_random_siglip(f, size="base", vocab_size=32_000),
+        "siglip2-b16": lambda f: build_random_siglip(f, size="base"),
+    }
+    if name == "seed":
+        return str(seed["image"]), str(seed["text"])
+    if name == "openai-b32":
+        return str(seed["image"]), "clip"
+    folder = models / f"{name}-random"
+    if not (folder / "config.json").is_file():
+        staging = models / f".{name}-building"
+        shutil.rmtree(staging, ignore_errors=True)
+        builders[name](staging)
+        staging.rename(folder)
+    return str(folder), "clip"
+
+
+def presets_table(args: argparse.Namespace) -> None:
+    """Each preset's cost here: reference and default runtimes, images/s, text p50."""
+    import torch
+
+    from lookalike.config import Settings
+    from lookalike.core_split import usable_cores
+    from lookalike.models import create_embedder
+    from lookalike.presets import PRESETS
+
+    threads = args.threads or usable_cores()
+    torch.set_num_threads(threads)
+    loadable = {"datacomp-b32-256"}  # measured as the converted transformers folder it needs
+    names = list(PRESETS) if args.model == "all" else [args.model]
+    if any(n not in PRESETS for n in names):
+        sys.exit(f"unknown preset {args.model!r}: use one of {', '.join(PRESETS)} or 'all'")
+    images = photo_like(args.images)
+    print(f"{'preset':<18}{'runtime':<30}{'image path':<20}{'load s':>7}{'b=8':>8}{'b=32':>8}"
+          f"{'text p50 ms':>12}")  # fmt: skip
+    for name in names:
+        if not PRESETS[name].loadable and name not in loadable:
+            print(f"{name:<18}not loadable here (open_clip format only)")
+            continue
+        image_model, text_model = preset_folders(name, args.models)
+        with tempfile.TemporaryDirectory(dir=args.models.parent, prefix="home-") as home:
+            for runtime in ("torch", "auto"):
+                settings = Settings(
+                    home=Path(home), image_model=image_model, text_model=text_model,
+                    runtime=runtime, batch_size=32,
+                )  # fmt: skip
+                embedder = create_embedder(settings)
+                started = time.perf_counter()
+                embedder.load()
+                loaded = time.perf_counter() - started
+                side = embedder.image_prep.size  # type: ignore[attr-defined]
+                sized = [im.resize((side, side)) for im in images]
+                r8 = rate(embedder.embed_images, sized, 8, args.seconds)
+                started = time.perf_counter()
+                embedder.embed_images(sized)
+                r32 = len(sized) / (time.perf_counter() - started)
+                p50 = text_p50_ms(embedder)
+                path = embedder.runtime_for("image")[0] if hasattr(embedder, "runtime_for") else "-"
+                text_path = (
+                    embedder.runtime_for("text")[0] if hasattr(embedder, "runtime_for") else ""
+                )
+                print(f"{name:<18}{runtime + ' / ' + text_path:<30}{path:<20}{loaded:>7.1f}"
+                      f"{r8:>8.1f}{r32:>8.1f}{p50:>12.1f}", flush=True)  # fmt: skip
+                del embedder
+    print(
+        f"\nimages/s on pre-sized random photos ({len(images)} for b=32), {threads} threads; "
+        "text: p50 of one short query; random weights at full size (cost only)."
+    )
 
 
 if __name__ == "__main__":

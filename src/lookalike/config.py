@@ -50,7 +50,7 @@ class Settings:
     collection: str = "default"
     # "local" (embedded, the default) or an Elasticsearch URL such as https://host:9200
     store: str = "local"
-    # models: a Hugging Face name or a local sentence-transformers folder
+    # models: a preset name (``lookalike models --available``), a Hugging Face name or a folder
     image_model: str = DEFAULT_IMAGE_MODEL
     text_model: str = DEFAULT_TEXT_MODEL
     runtime: str = "auto"
@@ -80,6 +80,12 @@ class Settings:
     es_rescore: str = "auto"
 
     def __post_init__(self) -> None:
+        # A preset name (``laion-b32``) in ``image_model`` names both towers.
+        from lookalike.presets import expand_model
+
+        image, text = expand_model(self.image_model, self.text_model, DEFAULT_TEXT_MODEL)
+        object.__setattr__(self, "image_model", image)
+        object.__setattr__(self, "text_model", text)
         if not _COLLECTION_RE.match(self.collection):
             raise ConfigError(
                 f"invalid collection name {self.collection!r}: use 1-64 lower-case letters, "

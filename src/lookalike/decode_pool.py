@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import ImageError
-from lookalike.images import ImageInfo, clip_ready
+from lookalike.image_prep import CLIP_PREP, ImagePrep
+from lookalike.images import ImageInfo, model_ready
 
 __all__ = ["DecodePool", "DecodeResult"]
 
@@ -55,11 +56,11 @@ class DecodeResult:
 _Raw = tuple[str, bytes | None, tuple[int, int] | None, ImageInfo | None, str | None, float]
 
 
-def _decode_one(path: str, max_pixels: int) -> _Raw:
+def _decode_one(path: str, max_pixels: int, prep: ImagePrep = CLIP_PREP) -> _Raw:
     """Runs in a worker: never raises for a bad file, returns the reason instead."""
     started = time.thread_time()
     try:
-        decoded = clip_ready(path, max_pixels=max_pixels)
+        decoded = model_ready(path, max_pixels=max_pixels, prep=prep)
     except ImageError as exc:
         return path, None, None, None, exc.reason, time.thread_time() - started
     except MemoryError:
@@ -98,7 +99,9 @@ class DecodePool:
         max_pixels: int,
         max_workers: int | None = None,
         buffer: int | None = None,
+        prep: ImagePrep = CLIP_PREP,
     ) -> None:
+        self.prep = prep  # what the model wants: size, crop or squash
         self.max_workers = max(1, workers, max_workers or 0)
         self._active = max(1, min(workers, self.max_workers))
         self.max_pixels = max_pixels
@@ -304,7 +307,7 @@ class DecodePool:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
             )
-        return self._pool.submit(_decode_one, path, self.max_pixels)
+        return self._pool.submit(_decode_one, path, self.max_pixels, self.prep)
 
     def _restart(self) -> None:
         """Drop the broken pool (callers hold the lock); the next submit starts a fresh one."""

@@ -355,6 +355,7 @@ class Indexer:
                 max_pixels=self.settings.max_pixels,
                 max_workers=max(split.cores, split.split.workers),
                 buffer=max(16, 2 * bs),
+                prep=self.embedder.image_prep,
             ) as pool,
         ):
             set_torch_threads(split.split.threads)

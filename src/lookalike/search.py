@@ -20,7 +20,7 @@ from PIL import Image
 
 from lookalike.composing import MAX_PARTS, Weighted, check_weight, rocchio, unweight
 from lookalike.errors import NotFoundError, QueryError
-from lookalike.images import clip_crop, clip_ready
+from lookalike.images import model_ready, prep_image
 from lookalike.models.base import Embedder
 from lookalike.records import Filters, Hit
 from lookalike.store.base import Store
@@ -188,11 +188,12 @@ class Searcher:
         image_values, image_weights = unweight(images, f"{prefix}weight")
         if image_values:
             pictures = []
+            prep = self.embedder.image_prep
             for src in image_values:
                 if isinstance(src, Image.Image):
-                    pictures.append(clip_crop(src))
+                    pictures.append(prep_image(src, prep))
                 else:
-                    pictures.append(clip_ready(src, max_pixels=self.max_pixels).image)
+                    pictures.append(model_ready(src, max_pixels=self.max_pixels, prep=prep).image)
                     if isinstance(src, (str, Path)):
                         exclude_paths.add(Path(os.path.abspath(src)).as_posix())
             vectors.extend(self.embedder.embed_images(pictures))

@@ -22,6 +22,7 @@ from lookalike.cli import (  # noqa: F401  (each module registers its commands)
     evaluate,
     indexing,
     manage,
+    reindexing,
     searching,
     serving,
 )

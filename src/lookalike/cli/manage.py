@@ -32,11 +32,24 @@ def stats(as_json: bool, settings: Settings) -> None:
 
 @cli.command()
 @click.option("--no-load", is_flag=True, help="Only look for the weights; do not load them.")
+@click.option(
+    "--available", is_flag=True, help="List the model presets (--model NAME) and what they cost."
+)
 @settings_options
-def models(no_load: bool, as_json: bool, settings: Settings) -> None:
+def models(no_load: bool, available: bool, as_json: bool, settings: Settings) -> None:
     """Which models are configured, where their weights are, and whether they load."""
     from lookalike.cli.output import print_models
     from lookalike.models import model_statuses
+
+    if available:
+        from lookalike.cli.output import print_presets
+        from lookalike.presets import PRESETS
+
+        if as_json:
+            emit_json([p.to_dict() for p in PRESETS.values()])
+        else:
+            print_presets(list(PRESETS.values()))
+        return
 
     statuses = model_statuses(settings, try_load=not no_load)
     if as_json:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lookalike.presets import DEFAULT_PRESET, Preset
 from lookalike.sizing import SizingReport, human_bytes
 
 if TYPE_CHECKING:  # the indexer and tqdm load only for ``index`` (a cold query skips them)
@@ -18,7 +19,13 @@ if TYPE_CHECKING:  # the indexer and tqdm load only for ``index`` (a cold query 
 
 MAX_SKIPPED_SHOWN = 50
 
-_PHASES = {"scan": "scanning", "check": "checking", "embed": "embedding", "remove": "removing"}
+_PHASES = {
+    "scan": "scanning",
+    "check": "checking",
+    "embed": "embedding",
+    "remove": "removing",
+    "reindex": "re-embedding",
+}
 
 
 class IndexProgressBar:
@@ -143,6 +150,28 @@ def print_models(statuses: list[ModelStatus]) -> None:
         click.echo(f"       runtime: {s.runtime}; {state}")
         if s.detail:
             click.echo(f"       {s.detail}")
+
+
+def print_presets(presets: list[Preset]) -> None:
+    """``lookalike models --available``: one block per preset."""
+    for p in presets:
+        marks = (
+            ("default", p.name == DEFAULT_PRESET),
+            ("multilingual", p.multilingual),
+            ("NON-COMMERCIAL LICENCE", p.research_only),
+            ("not loadable here: open_clip only", not p.loadable),
+        )
+        flags = [flag for flag, on in marks if on]
+        click.echo(f"{p.name:<18} {p.title}" + (f"  [{', '.join(flags)}]" if flags else ""))
+        text = "its own text tower" if p.text_model == "clip" else p.text_model
+        click.echo(f"    image: {p.image_model}; text: {text}")
+        click.echo(f"    {p.library}; {p.dim}-d; {p.image_size} px: {p.preprocessing}")
+        click.echo(f"    text: {p.text}")
+        click.echo(f"    licence: {p.licence}")
+        quality = ", ".join(f"{k} {v}" for k, v in p.quality.items()) or "-"
+        click.echo(f"    quality: {quality} ({p.quality_source})")
+        if p.notes:
+            click.echo(f"    note: {p.notes}")
 
 
 def _num(value: float | None, digits: int = 0) -> str:

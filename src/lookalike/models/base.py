@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from lookalike.image_prep import CLIP_PREP, ImagePrep
 from lookalike.records import ModelInfo
 
 __all__ = ["Embedder", "ModelStatus"]
@@ -55,8 +56,10 @@ class Embedder(Protocol):
 
     # -- optional abilities, with defaults -------------------------------------------------
 
-    #: the image preprocessing version the vectors depend on; None when unknown
-    preprocess: str | None = None
+    @property
+    def preprocess(self) -> str | None:
+        """The image preprocessing version the vectors depend on; None when unknown."""
+        return None
 
     @property
     def text_dim(self) -> int:
@@ -83,6 +86,11 @@ class Embedder(Protocol):
     def text_export_pending(self) -> bool:
         """Whether loading the text tower will first export it (a one-off cost worth saying)."""
         return False
+
+    @property
+    def image_prep(self) -> ImagePrep:
+        """How images are resized and cropped for this model (CLIP's by default)."""
+        return CLIP_PREP
 
     def query_exports_pending(self) -> list[str]:
         """The towers ("text", "image") whose torch-free query export is still to be made."""

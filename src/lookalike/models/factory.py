@@ -96,7 +96,10 @@ def runtime_name(settings: Settings) -> str:
 
 def create_embedder(settings: Settings) -> Embedder:
     """The Embedder for the configured models and runtime. Nothing loads until first use."""
-    return _runtime(settings)[1](settings)
+    from lookalike.models.families import family_embedder
+
+    build = _runtime(settings)[1]  # an unknown runtime fails first, whatever the model
+    return family_embedder(settings, ONNX_FOLDER) or build(settings)
 
 
 def _locate(name: str, role: str, settings: Settings) -> tuple[ModelStatus, ResolvedModel | None]:
@@ -130,7 +133,11 @@ def model_statuses(settings: Settings, *, try_load: bool = True) -> list[ModelSt
     """
     runtime = runtime_name(settings)
     image, image_resolved = _locate(settings.image_model, "image", settings)
-    shares = uses_clip_text(settings.image_model, settings.text_model)
+    from lookalike.models.families import family_of  # SigLIP answers text with its own tower
+
+    shares = uses_clip_text(settings.image_model, settings.text_model) or (
+        family_of(settings) == "siglip"
+    )
     if shares:
         text = ModelStatus(
             role="text",

@@ -28,6 +28,7 @@ from lookalike.errors import (
     ModelNotAvailableError,
     QueryError,
 )
+from lookalike.image_prep import CLIP_PREP, ImagePrep, read_image_prep
 from lookalike.models.base import Embedder
 from lookalike.models.loading import (
     CLIP_TEXT,
@@ -112,7 +113,6 @@ class SentenceTransformerEmbedder(Embedder):
     """
 
     runtime = RUNTIME
-    preprocess: str
 
     def __init__(
         self,
@@ -126,16 +126,12 @@ class SentenceTransformerEmbedder(Embedder):
     ) -> None:
         if batch_size <= 0:
             raise ConfigError("batch_size must be a positive number", field="batch_size")
-        if preprocess is None:
-            from lookalike.images import PREPROCESS_VERSION
-
-            preprocess = PREPROCESS_VERSION
         self.image_model = canonical_name(image_model)
         self.shares_clip_text = uses_clip_text(image_model, text_model)
         self.text_model = self.image_model if self.shares_clip_text else canonical_name(text_model)
         self.cache_folder = cache_folder or None
         self.device = device
-        self.preprocess = preprocess
+        self._preprocess = preprocess  # None: the image model's own (``image_prep``)
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._image: _Tower | None = None
@@ -177,6 +173,25 @@ class SentenceTransformerEmbedder(Embedder):
         except LookalikeError:
             return False
         return True
+
+    @property
+    def image_prep(self) -> ImagePrep:
+        """What the decoder must hand ``embed_images``: read from the model's processor
+        config on disk (no load); CLIP's 224 px crop while the weights are not here."""
+        if self._image is not None:
+            return read_image_prep(self._image.resolved.path)
+        try:
+            resolved = resolve_model(
+                self.image_model, cache_folder=self.cache_folder, role="image", allow_download=False
+            )
+        except LookalikeError:
+            return CLIP_PREP
+        return read_image_prep(resolved.path)
+
+    @property
+    def preprocess(self) -> str:
+        """The preprocessing id recorded with the image vectors."""
+        return self._preprocess or self.image_prep.version
 
     @property
     def dim(self) -> int:

@@ -44,8 +44,10 @@ __all__ = [
     "CLIP_STD",
     "Size",
     "build_random_clip",
+    "build_random_hf_clip",
     "build_random_multilingual",
     "mark_random",
+    "build_random_siglip",
 ]
 
 Size = Literal["tiny", "base"]
@@ -296,3 +298,48 @@ def mark_random(folder: Path) -> None:
     (folder / RANDOM_MARKER).write_text(
         "This model has random weights: its search results are meaningless.\n", encoding="utf-8"
     )
+
+
+def build_random_hf_clip(
+    folder: Path, *, size: Size = "tiny", image_size: int = 224, seed: int = 0
+) -> Path:
+    """A random CLIP in plain transformers layout (config.json, weights and processor at the
+    top, no modules.json), as ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K`` publishes it.
+
+    ``image_size`` other than 224 sets the vision tower and the processor (shortest
+    side and crop) to it, as a DataComp ViT-B-32-256 converted from open_clip.
+    """
+    import shutil
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".hf-clip-") as tmp:
+        built = build_random_clip(Path(tmp), size=size, seed=seed)
+        inner = built / "0_CLIPModel"
+        if image_size != 224:
+            _resize_clip(inner, image_size)
+        shutil.copytree(inner, folder, dirs_exist_ok=True)
+    return folder
+
+
+def _resize_clip(folder: Path, image_size: int) -> None:
+    """Rebuild the saved CLIP at another image size (new position embeddings, same seed)."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    config = CLIPConfig.from_pretrained(folder)
+    config.vision_config.image_size = image_size  # type: ignore[union-attr]
+    with _quiet_loading(), torch.random.fork_rng():
+        torch.manual_seed(0)
+        CLIPModel(config).eval().save_pretrained(folder)
+    path = folder / "processor_config.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["image_processor"]["size"] = {"shortest_edge": image_size}
+    data["image_processor"]["crop_size"] = {"height": image_size, "width": image_size}
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def build_random_siglip(folder: Path, *, size: Size = "tiny", seed: int = 0, **kwargs: Any) -> Path:
+    """A random SigLIP in the Hub's transformers layout (see ``testing_siglip``)."""
+    from lookalike.models.testing_siglip import build_random_siglip as build
+
+    return build(folder, size=size, seed=seed, **kwargs)

@@ -32,13 +32,17 @@ class Vision:
         std = torch.tensor(list(processor.image_std), dtype=torch.float32).view(1, 3, 1, 1)
         self.rescale = float(getattr(processor, "rescale_factor", 1 / 255))
         self.mean, self.std = mean, std
+        crop = getattr(processor, "crop_size", None)  # 224, or 256 for DataComp B/32-256
+        height = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
+        self.side = int(height) if height else _SIDE
 
     def pixels(self, images: list[Image.Image]) -> Any:
-        """(n, 3, 224, 224) float32, normalised as the model's processor does."""
+        """(n, 3, side, side) float32, normalised as the model's processor does."""
         import torch
 
-        out = torch.empty((len(images), 3, _SIDE, _SIDE), dtype=torch.float32)
-        ready = [i for i, im in enumerate(images) if im.size == (_SIDE, _SIDE) and im.mode == "RGB"]
+        side = self.side
+        out = torch.empty((len(images), 3, side, side), dtype=torch.float32)
+        ready = [i for i, im in enumerate(images) if im.size == (side, side) and im.mode == "RGB"]
         if ready:
             stacked = np.stack([np.asarray(images[i], dtype=np.uint8) for i in ready])
             x = torch.from_numpy(stacked).permute(0, 3, 1, 2).to(torch.float32)

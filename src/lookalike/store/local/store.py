@@ -167,7 +167,8 @@ class LocalStore(LocalAbilities, Store):
                 f"collection {self.collection!r} holds vectors of {current.model_id} "
                 f"({current.dim}-d, preprocessing {current.preprocess}), not of {model.model_id} "
                 f"({model.dim}-d, preprocessing {model.preprocess}); index into a new collection "
-                "(`lookalike index --collection NEW ...`) or drop this one "
+                "(`lookalike index --collection NEW ...`), re-embed this one in place "
+                "(`lookalike reindex --model NAME`) or drop it "
                 f"(`lookalike drop --collection {self.collection}`) and index again"
             )
         self._model = current
