@@ -266,7 +266,8 @@ def preset_folders(name: str, models: Path) -> tuple[str, str]:
 
     from make_random_models import make_random_models
 
-    from lookalike.models.testing import build_random_hf_clip, build_random_siglip
+    from lookalike.models.testing import build_random_hf_clip
+    from lookalike.models.testing_siglip import build_random_siglip
 
     seed = make_random_models(models)
     builders = {

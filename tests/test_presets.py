@@ -93,7 +93,9 @@ def test_the_store_refuses_vectors_of_another_preset_family(
     tmp_path: Path, tiny_hf_clip_dir: Path, tiny_siglip_dir: Path, small_collection: Path
 ) -> None:
     base = Settings(home=tmp_path / "home", batch_size=8, runtime="torch", text_model="clip")
-    with open_collection(base.with_overrides(image_model=str(tiny_hf_clip_dir))) as col:
+    with open_collection(
+        base.with_overrides(image_model=str(tiny_hf_clip_dir)), create=True
+    ) as col:
         report = col.indexer.index([small_collection])
         assert report.indexed == 12
         bound = col.store.model

@@ -51,7 +51,7 @@ def indexed(tmp_path: Path, clip_dir: Path, text_dir: Path, images: Path) -> Set
         runtime="torch",
         batch_size=4,
     )
-    with open_collection(settings) as col:
+    with open_collection(settings, create=True) as col:
         assert col.indexer.index([images]).indexed > 0
     return settings
 

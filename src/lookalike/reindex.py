@@ -111,29 +111,32 @@ def reindex_collection(
             "index it with `lookalike index FOLDER` first",
             field="collection",
         )
-    _clear_leftovers(live_dir, shadow_dir)
     embedder.load_images()  # missing weights fail here, before any work
     info = embedder.info
     report = ReindexReport(settings.collection, None, info.model_id)
     say = progress or (lambda _p: None)
     live = LocalStore(live_dir, settings.collection)
     try:
-        current = live.model
-        report.previous_model = current.model_id if current is not None else None
-        if current == info:
-            report.total = live.count()
-            report.seconds = time.perf_counter() - started
-            return report
-        shadow, report.restarted = _open_shadow(shadow_dir, settings.collection, info)
-        try:
-            _fill(live, shadow, embedder, settings, report, say)
-            shadow.flush()
-        finally:
-            shadow.close()
+        # the collection's writer lock, as an index run takes it: a second reindex, or an
+        # index run whose writes the swap would leave behind, waits or is refused
+        with live.writer(what="reindex"):
+            _clear_leftovers(live_dir, shadow_dir)
+            current = live.model
+            report.previous_model = current.model_id if current is not None else None
+            if current == info:
+                report.total = live.count()
+                report.seconds = time.perf_counter() - started
+                return report
+            shadow, report.restarted = _open_shadow(shadow_dir, settings.collection, info)
+            try:
+                _fill(live, shadow, embedder, settings, report, say)
+                shadow.flush()
+            finally:
+                shadow.close()
+            _swap(live_dir, shadow_dir)
+            report.swapped = True
     finally:
         live.close()
-    _swap(live_dir, shadow_dir)
-    report.swapped = True
     report.seconds = time.perf_counter() - started
     return report
 

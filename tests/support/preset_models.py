@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.models.testing import build_random_hf_clip, build_random_siglip
+from lookalike.models.testing import build_random_hf_clip
+from lookalike.models.testing_siglip import build_random_siglip
 
 __all__ = ["tiny_hf_clip256_dir", "tiny_hf_clip_dir", "tiny_siglip1_dir", "tiny_siglip_dir"]
 

@@ -47,7 +47,6 @@ __all__ = [
     "build_random_hf_clip",
     "build_random_multilingual",
     "mark_random",
-    "build_random_siglip",
 ]
 
 Size = Literal["tiny", "base"]
@@ -336,10 +335,3 @@ def _resize_clip(folder: Path, image_size: int) -> None:
     data["image_processor"]["size"] = {"shortest_edge": image_size}
     data["image_processor"]["crop_size"] = {"height": image_size, "width": image_size}
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-
-def build_random_siglip(folder: Path, *, size: Size = "tiny", seed: int = 0, **kwargs: Any) -> Path:
-    """A random SigLIP in the Hub's transformers layout (see ``testing_siglip``)."""
-    from lookalike.models.testing_siglip import build_random_siglip as build
-
-    return build(folder, size=size, seed=seed, **kwargs)
