@@ -12,12 +12,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
-from lookalike.errors import NotFoundError, QueryError
+from lookalike.errors import ConfigError, NotFoundError, QueryError
 from lookalike.images import clip_crop, clip_ready
 from lookalike.models.base import Embedder
 from lookalike.records import Filters, Hit
@@ -45,6 +45,9 @@ class Query:
     min_score: float | None = None
     filters: Filters | None = None
     exclude_ids: Sequence[str] = field(default_factory=tuple)
+    #: also match image regions (collections indexed with ``--regions``): a small symbol
+    #: inside a large photo; a hit won by a region carries its box (``Hit.region``)
+    regions: bool = False
 
 
 class Searcher:
@@ -105,7 +108,7 @@ class Searcher:
 
     def search(self, query: Query) -> list[Hit]:
         check_window(query.k, query.offset, query.min_score, max_k=MAX_K)
-        if self.server_side_text and _plain_text(query):
+        if self.server_side_text and _plain_text(query) and not query.regions:
             return self.store.knn_text(
                 _check_text(query.texts[0], "q"),
                 query.k,
@@ -116,8 +119,9 @@ class Searcher:
             )
         vector, exclude_ids, exclude_paths = self._query_vector(query)
         exclude = list(dict.fromkeys([*query.exclude_ids, *exclude_ids]))
+        knn = self._regions_knn if query.regions else self.store.knn
         if not exclude_paths:
-            return self.store.knn(
+            return knn(
                 vector,
                 query.k,
                 offset=query.offset,
@@ -126,7 +130,7 @@ class Searcher:
                 exclude_ids=exclude,
             )
         # A query file that is itself indexed would come back first; over-fetch and drop it.
-        hits = self.store.knn(
+        hits = knn(
             vector,
             min(MAX_WINDOW, query.offset + query.k + len(exclude_paths)),
             filters=query.filters,
@@ -135,6 +139,15 @@ class Searcher:
         )
         hits = [h for h in hits if h.path not in exclude_paths]
         return hits[query.offset : query.offset + query.k]
+
+    def _regions_knn(self, vector: np.ndarray, k: int, **kw: Any) -> list[Hit]:
+        if self.store.region_spec is None:
+            raise ConfigError(
+                f"collection {self.store.collection!r} has no region vectors; index it with "
+                "`lookalike index --regions FOLDER` first, or search without regions",
+                field="regions",
+            )
+        return self.store.knn_regions(vector, k, **kw)
 
     def query_vector(self, query: Query) -> np.ndarray:
         """The normalised vector a query searches with (for callers that cache or inspect it)."""

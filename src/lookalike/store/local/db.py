@@ -87,9 +87,17 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta VALUES ('uuid', ?)", (uuid.uuid4().hex,))
 
 
+def _m_regions(conn: sqlite3.Connection) -> None:
+    """Region tile vectors (``lookalike index --regions``); see store/local/regions.py."""
+    from lookalike.store.local.regions import migrate_regions
+
+    migrate_regions(conn)
+
+
 #: Named, ordered migrations; the schema version is the number applied (PRAGMA user_version).
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _m001_initial),
+    ("regions", _m_regions),
 ]
 
 
