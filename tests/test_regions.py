@@ -5,6 +5,7 @@ equals the query's, whatever the weights)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,38 @@ def test_a_copy_reuses_the_tiles_and_filters_apply(collection: Collection, scene
     assert hits[0].region == pytest.approx(BOX, abs=1e-3)
     without = Query(images=[query], k=2, regions=True, exclude_ids=[copy_id])
     assert collection.searcher.search(without)[0].path == target.as_posix()
+
+
+def test_cli_index_search_similar_and_stats_with_regions(
+    tiny_settings: Settings, scenes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    from test_cli import run
+
+    monkeypatch.setenv("LOOKALIKE_HOME", str(tiny_settings.home))
+    monkeypatch.setenv("LOOKALIKE_MODEL", tiny_settings.image_model)
+    monkeypatch.setenv("LOOKALIKE_TEXT_MODEL", tiny_settings.text_model)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    folder, target, query = scenes
+    code, out, err = run(capsys, "similar", str(query), "--regions")
+    assert code != 0 and "--regions" in err  # an empty collection has no regions yet
+    code, out, _ = run(capsys, "index", "--quiet", "--regions", "--json", str(folder))
+    assert code == 0 and json.loads(out)["indexed"] == 8
+    code, out, _ = run(capsys, "similar", str(query), "--regions", "-k", "3", "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert hits[0]["path"] == target.as_posix()
+    assert hits[0]["region"] == pytest.approx(list(BOX), abs=1e-3)
+    code, out, _ = run(capsys, "similar", str(query), "--regions", "-k", "1")
+    assert code == 0 and "with-symbol.png" in out and "region 0.36,0.25-0.64,0.75" in out
+    code, out, _ = run(capsys, "search", "a green triangle", "--regions", "--json")
+    assert code == 0 and len(json.loads(out)) == 8  # one hit per image, tiles merged
+    code, out, _ = run(capsys, "stats", "--json")
+    report = json.loads(out)
+    regions = report["details"]["regions"]
+    assert regions["vectors_per_image"] == 24.0 and regions["region_vectors"] == 8 * 23
+    float32_bytes = regions["region_vectors"] * 4 * report["dimensions"]
+    assert regions["region_ram_bytes"] < float32_bytes / 2  # int8 rows, not float32
+    code, out, _ = run(capsys, "stats")
+    assert "24.00 (1 whole + tiles)" in out
+    assert "embedding time ratio" in out

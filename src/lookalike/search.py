@@ -21,6 +21,7 @@ from lookalike.errors import ConfigError, NotFoundError, QueryError
 from lookalike.images import clip_crop, clip_ready
 from lookalike.models.base import Embedder
 from lookalike.records import Filters, Hit
+from lookalike.regions import check_box, crop_part
 from lookalike.store.base import Store
 from lookalike.store.checks import MAX_K, MAX_WINDOW, check_window
 
@@ -103,6 +104,28 @@ class Searcher:
         return self.search(
             Query(ids=[doc_id], k=k, offset=offset, min_score=min_score, filters=filters)
         )
+
+    def part(
+        self,
+        doc_id: str,
+        box: Sequence[float] | str,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        min_score: float | None = None,
+        filters: Filters | None = None,
+        regions: bool = False,
+    ) -> list[Hit]:
+        """Images showing what lies in ``box`` (fractions x0, y0, x1, y1) of an indexed image
+        ("search this part"); that image itself is not returned."""
+        where = check_box(box)
+        found = self.store.get([str(doc_id)], with_vectors=False)
+        if not found:
+            raise NotFoundError(f"no indexed image with id {doc_id!r}", field="id")
+        crop = crop_part(found[0].path, where, max_pixels=self.max_pixels)
+        query = Query(images=[crop], k=k, offset=offset, min_score=min_score, filters=filters)
+        query.exclude_ids, query.regions = [str(doc_id)], regions
+        return self.search(query)
 
     # -- the general form ----------------------------------------------------------------
 

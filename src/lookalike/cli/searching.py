@@ -16,12 +16,22 @@ from lookalike.records import Hit
 __all__ = ["search", "similar"]
 
 
+_REGIONS = click.option(
+    "--regions",
+    is_flag=True,
+    help="Also match regions of large images (collections indexed with --regions); "
+    "a hit found through a region shows its box.",
+)
+
+
 @cli.command()
 @click.argument("query")
+@_REGIONS
 @filter_options
 @settings_options
 def search(
     query: str,
+    regions: bool,
     as_json: bool,
     settings: Settings,
     k: int,
@@ -31,21 +41,33 @@ def search(
 ) -> None:
     """Find images matching a text QUERY (any language the text model knows)."""
     from lookalike.collection import open_collection
+    from lookalike.search import Query
 
     filters = build_filters(**filter_args)
     with open_collection(settings) as col:
         if col.embedder.text_export_pending():
             say_text_export(as_json)
-        hits = col.searcher.text(query, k=k, offset=offset, min_score=min_score, filters=filters)
+        hits = col.searcher.search(
+            Query(
+                texts=[query],
+                k=k,
+                offset=offset,
+                min_score=min_score,
+                filters=filters,
+                regions=regions,
+            )
+        )
     _print_hits(hits, as_json, offset)
 
 
 @cli.command()
 @click.argument("image_or_id")
+@_REGIONS
 @filter_options
 @settings_options
 def similar(
     image_or_id: str,
+    regions: bool,
     as_json: bool,
     settings: Settings,
     k: int,
@@ -55,17 +77,16 @@ def similar(
 ) -> None:
     """Find images similar to an image file or to an indexed image's id (itself excluded)."""
     from lookalike.collection import open_collection
+    from lookalike.search import Query
 
     filters = build_filters(**filter_args)
     with open_collection(settings) as col:
+        query = Query(k=k, offset=offset, min_score=min_score, filters=filters, regions=regions)
         if os.path.exists(image_or_id):
-            hits = col.searcher.image(
-                image_or_id, k=k, offset=offset, min_score=min_score, filters=filters
-            )
+            query.images = [image_or_id]
         else:
-            hits = col.searcher.similar(
-                image_or_id, k=k, offset=offset, min_score=min_score, filters=filters
-            )
+            query.ids = [image_or_id]
+        hits = col.searcher.search(query)
     _print_hits(hits, as_json, offset)
 
 

@@ -37,6 +37,7 @@ from lookalike.web.params import (
     filter_query,
     filters_from_mapping,
     parse_int,
+    wants_regions,
 )
 from lookalike.web.present import hit_view, record_to_view
 from lookalike.web.uploads import receive_upload, search_upload
@@ -99,7 +100,10 @@ def _base_context(request: Request, raw: Mapping[str, list[str]]) -> dict[str, A
         documents: int | None = collection.store.count()
     except LookalikeError:
         documents = None
-    form = {name: (raw.get(name) or [""])[0] for name in ("q", "similar", *FILTER_NAMES)}
+    form: dict[str, Any] = {
+        name: (raw.get(name) or [""])[0] for name in ("q", "similar", "box", *FILTER_NAMES)
+    }
+    form["regions"] = wants_regions(raw)
     return {
         "collection": collection.name,
         "documents": documents,
@@ -139,19 +143,33 @@ def render_error(
 
 
 def _search(
-    collection: Collection, q: str, similar: str, window: SearchParams
+    collection: Collection, q: str, similar: str, window: SearchParams, box: str = ""
 ) -> tuple[list[Hit], dict[str, Any] | None]:
-    """Hits for text and/or an indexed id; the view of the query image when there is one."""
+    """Hits for text and/or an indexed id (or a ``box`` of it: "search this part"); the
+    view of the query image when there is one."""
     query_view = None
-    hits = collection.searcher.search(
-        Query(
-            texts=[q] if q else (),
-            ids=[similar] if similar else (),
+    if box and similar and not q:
+        hits = collection.searcher.part(
+            similar,
+            box,
             k=window.k,
             offset=window.offset,
             filters=window.filters,
+            regions=window.regions,
         )
-    )
+    elif box:
+        raise QueryError("a box searches a part of one image: give similar without q", field="box")
+    else:
+        hits = collection.searcher.search(
+            Query(
+                texts=[q] if q else (),
+                ids=[similar] if similar else (),
+                k=window.k,
+                offset=window.offset,
+                filters=window.filters,
+                regions=window.regions,
+            )
+        )
     if similar:
         found = collection.store.get([similar], with_vectors=False)
         query_view = record_to_view(found[0]) if found else None
@@ -186,21 +204,25 @@ def _section(
     }
 
 
-def _query_string(q: str, similar: str, fq: str) -> str:
+def _query_string(q: str, similar: str, fq: str, box: str = "") -> str:
     pairs = [("q", q)] if q else []
     if similar:
         pairs.append(("similar", similar))
+    if box:
+        pairs.append(("box", box))
     return "&".join(part for part in (urlencode(pairs), fq) if part)
 
 
 def _text_or_similar(request: Request, *, offset: int, k: int) -> dict[str, Any]:
     raw = _raw(request)
-    q, similar = _one(raw, "q"), _one(raw, "similar")
+    q, similar, box = _one(raw, "q"), _one(raw, "similar"), _one(raw, "box")
     filters = filters_from_mapping(raw)
     fq = filter_query(raw)
-    window = SearchParams(k=k, offset=offset, filters=filters)
-    hits, query_view = _search(_collection(request), q, similar, window)
-    base = _query_string(q, similar, fq)
+    window = SearchParams(k=k, offset=offset, filters=filters, regions=wants_regions(raw))
+    hits, query_view = _search(_collection(request), q, similar, window, box)
+    if query_view is not None and box:
+        query_view["part"] = box
+    base = _query_string(q, similar, fq, box)
     return _section(
         mode="similar" if similar and not q else ("mixed" if similar else "text"),
         q=q,
@@ -208,7 +230,7 @@ def _text_or_similar(request: Request, *, offset: int, k: int) -> dict[str, Any]
         window=window,
         fq=fq,
         query_view=query_view,
-        next_page=f"/partials/results?{_query_string(q, similar, '')}&",
+        next_page=f"/partials/results?{_query_string(q, similar, '', box)}&",
         more_href=f"/?{base}&n={offset + len(hits) + PAGE}"
         if offset + len(hits) + PAGE <= MAX_K
         else None,
@@ -245,7 +267,7 @@ def results_fragment(request: Request) -> Response:
 async def _upload_section(request: Request, *, offset: int, k: int) -> dict[str, Any]:
     raw = _raw(request)
     filters: Filters | None = filters_from_mapping(raw)
-    window = SearchParams(k=k, offset=offset, filters=filters)
+    window = SearchParams(k=k, offset=offset, filters=filters, regions=wants_regions(raw))
     collection, media = _collection(request), request.app.state.media
     assert isinstance(media, Media)
     with await receive_upload(request) as upload:
