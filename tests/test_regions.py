@@ -198,3 +198,30 @@ def test_cli_index_search_similar_and_stats_with_regions(
     code, out, _ = run(capsys, "stats")
     assert "24.00 (1 whole + tiles)" in out
     assert "embedding time ratio" in out
+
+
+def test_int8_region_vectors_keep_cosines() -> None:
+    from lookalike.store.local.regions import quantise
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(200, 512)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    q, scale = quantise(v)
+    assert q.dtype == np.int8 and q.nbytes == v.nbytes // 4
+    restored = q.astype(np.float32) * scale[:, None]
+    query = v[0]
+    assert np.max(np.abs(restored @ query - v @ query)) < 5e-3
+
+
+@pytest.mark.parametrize(
+    ("box", "fragment"),
+    [("1,2,3", "four numbers"), ("0.5,0.1,0.2,0.9", "x0 < x1"), ("0,0,1.5,1", "inside")],
+)
+def test_bad_boxes_name_the_box(box: str, fragment: str) -> None:
+    from lookalike.errors import QueryError
+    from lookalike.regions import check_box
+
+    with pytest.raises(QueryError, match=fragment) as caught:
+        check_box(box)
+    assert caught.value.field == "box"
+    assert check_box("0.1, 0.2, 0.3, 0.4") == (0.1, 0.2, 0.3, 0.4)
