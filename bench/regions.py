@@ -139,7 +139,7 @@ def make_scenes(folder: Path, count: int, megapixels: float, seed: int) -> dict[
 
 
 def index(
-    settings: Any, embedder: Any, folder: Path, *, regions: bool
+    settings: Any, embedder: Any, folder: Path, *, regions: bool, grids: tuple[int, ...] = (2, 3)
 ) -> tuple[float, dict[str, Any]]:
     """Index ``folder`` into a fresh collection; (seconds, store stats). The embedder is
     shared and already loaded, so neither run pays for loading the model."""
@@ -148,6 +148,10 @@ def index(
     with Collection(settings, embedder=embedder) as col:
         col.store.drop()
     with Collection(settings, embedder=embedder) as col:
+        if regions:
+            from lookalike.regions import RegionSpec
+
+            col.store.set_region_spec(RegionSpec(grids=grids))
         started = time.perf_counter()
         col.indexer.index([folder], regions=regions)
         seconds = time.perf_counter() - started
@@ -208,6 +212,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--grids", default="2,3", help="region grids, e.g. 2,3 or 2,3,4")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
 
@@ -231,7 +236,8 @@ def main() -> None:
     embedder = create_embedder(base)
     embedder.embed_images(list(symbols().values()))  # load and warm up before any clock
     plain_s, plain_stats = index(plain, embedder, folder, regions=False)
-    tiled_s, tiled_stats = index(tiled, embedder, folder, regions=True)
+    grids = tuple(int(g) for g in args.grids.split(","))
+    tiled_s, tiled_stats = index(tiled, embedder, folder, regions=True, grids=grids)
     whole = evaluate(plain, embedder, placed, regions=False)
     region = evaluate(tiled, embedder, placed, regions=True)
     docs = max(1, plain_stats["documents"])
@@ -241,6 +247,7 @@ def main() -> None:
         "with_symbol": len(placed),
         "megapixels": args.megapixels,
         "model": "random ViT-B/32" if not args.model else args.model,
+        "grids": list(grids),
         "load": os.getloadavg()[0],
         "whole_image": whole,
         "regions": region,
@@ -270,7 +277,7 @@ def main() -> None:
         return
     print(
         f"{args.scenes} scenes of {args.megapixels:g} MP, {len(placed)} with a symbol; "
-        f"{figures['model']}; load {figures['load']:.1f}"
+        f"{figures['model']}; grids {args.grids}; load {figures['load']:.1f}"
     )
     print(f"{'':22}{'recall@10':>10}{'AUC':>7}{'right':>8}{'best wrong':>12}")
     for label, m in (("whole-image search", whole), ("region search", region)):
