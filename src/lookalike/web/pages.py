@@ -196,7 +196,7 @@ def _section(
         "cards": [hit_view(h) for h in hits],
         "offset": window.offset,
         "fq": fq,
-        "filtered": bool(fq),
+        "filtered": window.filters is not None and not window.filters.is_empty(),
         "next_url": (next_page + f"offset={end}&k={PAGE}" + (f"&{fq}" if fq else ""))
         if has_more and next_page
         else None,

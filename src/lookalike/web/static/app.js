@@ -190,6 +190,8 @@
     folderUrl.searchParams.delete("upload");
     document.getElementById("viewer-folder").href = folderUrl.pathname + folderUrl.search;
     document.getElementById("viewer-original").href = card.urls.image;
+    const partLink = document.getElementById("viewer-part");
+    if (partLink) partLink.href = card.urls.view;
     viewer.showModal();
     return true;
   }
