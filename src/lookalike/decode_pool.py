@@ -1,6 +1,7 @@
 """Decode images in worker processes, overlapped with whatever the caller does meanwhile.
 
-Workers run ``images.clip_ready`` and send back 224x224 RGB pixels, with the CPU
+Workers run ``images.clip_ready`` and send back 224x224 RGB pixels (with a
+``RegionSpec``, also the region tiles cut from the same decode), with the CPU
 time the decode took (the indexer's core split reads it). A feeder thread keeps
 at most ``workers`` decodes running at once, which the caller may change while a
 run goes on (``set_workers``), and at most ``buffer`` files decoded or in flight
@@ -25,7 +26,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,8 @@ from PIL import Image
 
 from lookalike.errors import ImageError
 from lookalike.image_prep import CLIP_PREP, ImagePrep
-from lookalike.images import ImageInfo, model_ready
+from lookalike.images import ImageInfo, clip_and_reduced, model_ready
+from lookalike.regions import Box, RegionSpec, cut_tiles, tile_boxes
 
 __all__ = ["DecodePool", "DecodeResult"]
 
@@ -51,25 +53,43 @@ class DecodeResult:
     error: str | None = None
     #: CPU seconds the worker spent on this file (0 when unknown)
     seconds: float = 0.0
+    #: with a RegionSpec: the 224x224 tiles of the image and their boxes (empty when small)
+    tiles: list[tuple[Box, Image.Image]] = field(default_factory=list)
 
 
-_Raw = tuple[str, bytes | None, tuple[int, int] | None, ImageInfo | None, str | None, float]
+#: path, 224x224 pixels, their size, header info, error, CPU seconds, tiles' pixels, tiles' boxes
+_Raw = tuple[
+    str, bytes | None, tuple[int, int] | None, ImageInfo | None, str | None, float, bytes, list[Box]
+]
 
 
-def _decode_one(path: str, max_pixels: int, prep: ImagePrep = CLIP_PREP) -> _Raw:
-    """Runs in a worker: never raises for a bad file, returns the reason instead."""
+def _decode_one(
+    path: str, max_pixels: int, prep: ImagePrep = CLIP_PREP, regions: RegionSpec | None = None
+) -> _Raw:
+    """Runs in a worker: never raises for a bad file, returns the reason instead. With
+    ``regions``, the same decode also yields the tiles (cut here, in parallel)."""
     started = time.thread_time()
+    tiles = b""
+    boxes: list[Box] = []
     try:
-        decoded = model_ready(path, max_pixels=max_pixels, prep=prep)
+        if regions is None:
+            decoded = model_ready(path, max_pixels=max_pixels, prep=prep)
+        else:
+            decoded, reduced = clip_and_reduced(
+                path, max_pixels=max_pixels, short_side=regions.work_side, prep=prep
+            )
+            boxes = tile_boxes(decoded.info.width, decoded.info.height, regions)
+            tiles = b"".join(t.tobytes() for t in cut_tiles(reduced, boxes))
     except ImageError as exc:
-        return path, None, None, None, exc.reason, time.thread_time() - started
+        return path, None, None, None, exc.reason, time.thread_time() - started, b"", []
     except MemoryError:
-        return path, None, None, None, "not enough memory to decode this image", 0.0
+        return path, None, None, None, "not enough memory to decode this image", 0.0, b"", []
     except Exception as exc:  # a decoder bug on a hostile file must not end the run
         reason = f"cannot decode the image ({type(exc).__name__}: {exc})"
-        return path, None, None, None, reason, time.thread_time() - started
+        return path, None, None, None, reason, time.thread_time() - started, b"", []
     img = decoded.image
-    return path, img.tobytes(), img.size, decoded.info, None, time.thread_time() - started
+    seconds = time.thread_time() - started
+    return path, img.tobytes(), img.size, decoded.info, None, seconds, tiles, boxes
 
 
 def _worker_init() -> None:
@@ -100,8 +120,10 @@ class DecodePool:
         max_workers: int | None = None,
         buffer: int | None = None,
         prep: ImagePrep = CLIP_PREP,
+        regions: RegionSpec | None = None,
     ) -> None:
         self.prep = prep  # what the model wants: size, crop or squash
+        self.regions = regions
         self.max_workers = max(1, workers, max_workers or 0)
         self._active = max(1, min(workers, self.max_workers))
         self.max_pixels = max_pixels
@@ -225,7 +247,7 @@ class DecodePool:
                         continue
                 fut = Future[_Raw]()  # the workers cannot start at all: report it per file, go on
                 reason = f"the decoder processes cannot start ({type(exc).__name__}: {exc})"
-                fut.set_result((path, None, None, None, reason, 0.0))
+                fut.set_result((path, None, None, None, reason, 0.0, b"", []))
             else:
                 run.failures = 0
                 fut.add_done_callback(functools.partial(self._finished, generation))
@@ -307,7 +329,7 @@ class DecodePool:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
             )
-        return self._pool.submit(_decode_one, path, self.max_pixels, self.prep)
+        return self._pool.submit(_decode_one, path, self.max_pixels, self.prep, self.regions)
 
     def _restart(self) -> None:
         """Drop the broken pool (callers hold the lock); the next submit starts a fresh one."""
@@ -403,8 +425,13 @@ def _reap(retired: _Retired, *, grace: float) -> None:
 
 
 def _result(raw: _Raw) -> DecodeResult:
-    path, pixels, size, info, error, seconds = raw
+    path, pixels, size, info, error, seconds, tile_pixels, boxes = raw
     if error is not None or pixels is None or size is None:
         return DecodeResult(path, error=error or "cannot decode the image", seconds=seconds)
     arr = np.frombuffer(pixels, dtype=np.uint8).reshape(size[1], size[0], 3)
-    return DecodeResult(path, image=Image.fromarray(arr, "RGB"), info=info, seconds=seconds)
+    tiles: list[tuple[Box, Image.Image]] = []
+    if boxes:
+        stack = np.frombuffer(tile_pixels, dtype=np.uint8).reshape(len(boxes), 224, 224, 3)
+        tiles = [(box, Image.fromarray(t, "RGB")) for box, t in zip(boxes, stack, strict=True)]
+    image = Image.fromarray(arr, "RGB")
+    return DecodeResult(path, image=image, info=info, seconds=seconds, tiles=tiles)

@@ -63,6 +63,7 @@ __all__ = [
     "DecodedImage",
     "ImageInfo",
     "Source",
+    "clip_and_reduced",
     "clip_crop",
     "clip_ready",
     "model_ready",
@@ -235,6 +236,32 @@ _Target = tuple[str, int, bool]  # ("short" | "square" | "fit" | "full", size, c
 def _decode(
     source: Source, max_pixels: int, target: _Target, resample: Image.Resampling = _BICUBIC
 ) -> DecodedImage:
+    rgb, info, decoded_size, budget, path = _decode_rgb(source, max_pixels, target)
+    return DecodedImage(_fit(rgb, target, budget, path, resample), info, decoded_size)
+
+
+def clip_and_reduced(
+    source: Source, *, max_pixels: int, short_side: int, prep: ImagePrep | None = None
+) -> tuple[DecodedImage, Image.Image]:
+    """One decode, two outputs: the model-ready image (``prep``, CLIP's by default) and a
+    reduced RGB copy whose short side is at most ``short_side`` (never upscaled), which
+    region tiles are cut from. A JPEG is drafted for the larger of the two, so its pixels
+    cost what the copy needs."""
+    want: _Target = ("short", short_side, False)
+    rgb, info, decoded_size, budget, path = _decode_rgb(source, max_pixels, want)
+    if prep is None:
+        model = _fit(rgb, ("short", CLIP_SIZE, True), budget, path)
+    else:
+        target: _Target = ("short", prep.size, True) if prep.crop else ("square", prep.size, False)
+        model = _fit(rgb, target, budget, path, _RESAMPLE[prep.resample])
+    if min(rgb.size) > short_side:
+        rgb = _fit(rgb, want, budget, path)
+    return DecodedImage(model, info, decoded_size), rgb
+
+
+def _decode_rgb(
+    source: Source, max_pixels: int, target: _Target
+) -> tuple[Image.Image, ImageInfo, tuple[int, int], int, str | None]:
     budget = _budget(max_pixels)
     with _opened(source) as (fp, path, fmt):
         if fmt == "webp":  # the WebP decoder allocates its canvas when built: check first
@@ -255,8 +282,7 @@ def _decode(
         if orientation in _TRANSPOSE:
             pixels = pixels.transpose(_TRANSPOSE[orientation])
         decoded_size = pixels.size
-        rgb = to_rgb(pixels, path)
-        return DecodedImage(_fit(rgb, target, budget, path, resample), info, decoded_size)
+        return to_rgb(pixels, path), info, decoded_size, budget, path
 
 
 def _request(w: int, h: int, target: _Target) -> tuple[int, int] | None:

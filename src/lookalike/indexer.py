@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lookalike.config import Settings
 from lookalike.core_split import CoreSplit, set_torch_threads, torch_threads
 from lookalike.decode_pool import DecodePool, DecodeResult
@@ -30,6 +32,7 @@ from lookalike.errors import NotFoundError
 from lookalike.images import is_image_name
 from lookalike.models.base import Embedder
 from lookalike.records import FileState, Record
+from lookalike.regions import Region, RegionSpec
 from lookalike.scan import ScannedFile, ScanProblem, scan
 from lookalike.store.base import DamagedDocument, FailedFile, Store
 
@@ -138,6 +141,8 @@ class Indexer:
         self.settings = settings
         #: the core split of the last run's embedding phase (how it decided, for benchmarks)
         self.split: CoreSplit | None = None
+        self._spec: RegionSpec | None = None
+        self._seconds = [0.0, 0.0]  # embedding seconds of this run: whole images, region tiles
 
     def index(
         self,
@@ -147,12 +152,16 @@ class Indexer:
         retry_failed: bool = False,
         wait: bool = False,
         on_wait: Callable[[str], None] | None = None,
+        regions: bool = False,
     ) -> IndexReport:
         """Bring the collection up to date with the images under ``paths`` (folders or files).
 
         Holds the collection's writer lock: another run on it raises StoreBusyError, or
         with ``wait`` is waited for (``on_wait`` hears about it). Files that failed
-        before and have not changed are skipped unless ``retry_failed``."""
+        before and have not changed are skipped unless ``retry_failed``. ``regions``
+        turns region tiles on for this collection, recorded in it, so that every later
+        run embeds them too (``lookalike.regions``); images indexed before get theirs on
+        the next run."""
         started = time.perf_counter()
         roots = [_absolute(p) for p in paths]
         for root in roots:
@@ -162,9 +171,15 @@ class Indexer:
                 )
         with self.store.writer(wait=wait, on_wait=on_wait):
             self._bind_model(progress or (lambda _p: None), roots[0] if roots else "")
+            if regions and self.store.region_spec is None:
+                self.store.set_region_spec(RegionSpec())
+            self._spec = self.store.region_spec
+            self._seconds = [0.0, 0.0]
             report = IndexReport()
             for root in roots:
                 self._index_root(root, report, progress or (lambda _p: None), retry_failed)
+            if self._spec is not None and self._seconds[0] > 0:
+                self.store.record_region_cost(*self._seconds)
             self.store.flush()
         report.seconds = time.perf_counter() - started
         return report
@@ -238,6 +253,8 @@ class Indexer:
         progress(IndexProgress("scan", len(scanned), len(scanned), root))
 
         known = {s.relpath: s for s in self.store.manifest(root)}
+        # documents indexed before regions were turned on get their tiles now
+        no_tiles = self.store.ids_missing_regions(root, self._spec) if self._spec else set()
         pending: list[_Pending] = []
         for f in scanned:
             prev = known.pop(f.relpath, None)
@@ -245,6 +262,7 @@ class Indexer:
                 prev is not None
                 and prev.size == f.size
                 and abs(prev.mtime - f.mtime) <= _MTIME_TOLERANCE
+                and prev.id not in no_tiles
             ):
                 report.unchanged += 1
             elif prev is None and not retry_failed and self._failed_before(f, failures, report):
@@ -308,15 +326,17 @@ class Indexer:
                 item.sha256 = digest
                 hashed.append(item)
             known = self.store.find_by_hash(list({p.sha256 for p in hashed}))
+            tiles = self._tiles_of(list(known.values()))
             reused: list[Record] = []
             for item in hashed:
                 source = known.get(item.sha256)
-                if source is None or source.vector is None:
+                if source is None or source.vector is None or source.id not in tiles:
                     to_embed.append(item)
                     continue
                 reused.append(
                     _record(item, source.format, source.width, source.height, source.vector)
                 )
+                reused[-1].regions = tiles[source.id]
                 if item.previous is not None and item.previous.sha256 == item.sha256:
                     report.updated += 1
                 else:
@@ -356,6 +376,7 @@ class Indexer:
                 max_workers=max(split.cores, split.split.workers),
                 buffer=max(16, 2 * bs),
                 prep=self.embedder.image_prep,
+                regions=self._spec,
             ) as pool,
         ):
             set_torch_threads(split.split.threads)
@@ -395,15 +416,53 @@ class Indexer:
         assert len(images) == len(batch)  # decoded results always carry their pixels
         started = time.perf_counter()
         vectors = self.embedder.embed_images(images)
+        whole = time.perf_counter() - started
+        tiles = self._embed_tiles([r for _, r in batch])
         seconds = time.perf_counter() - started
+        self._seconds[0] += whole
+        self._seconds[1] += seconds - whole
         records = []
-        for (item, result), vector in zip(batch, vectors, strict=True):
+        for (item, result), vector, regions in zip(batch, vectors, tiles, strict=True):
             info = result.info
             assert info is not None  # decoded results always carry their header info
             records.append(_record(item, info.format, info.width, info.height, vector))
+            records[-1].regions = regions
         self.store.upsert(records)
         report.indexed += len(records)
         return len(records), seconds
+
+    def _embed_tiles(self, results: list[DecodeResult]) -> list[list[Region] | None]:
+        """The region vectors of each result (None for all when regions are off), embedded
+        in batches of ``batch_size`` tiles."""
+        if self._spec is None:
+            return [None] * len(results)
+        flat = [(i, box, tile) for i, r in enumerate(results) for box, tile in r.tiles]
+        out: list[list[Region] | None] = [[] for _ in results]
+        bs = max(1, self.settings.batch_size)
+        for start in range(0, len(flat), bs):
+            part = flat[start : start + bs]
+            vectors = self.embedder.embed_images([tile for _, _, tile in part])
+            for (i, box, _), vector in zip(part, vectors, strict=True):
+                regions = out[i]
+                assert regions is not None
+                regions.append(Region(box, np.asarray(vector, dtype=np.float32)))
+        return out
+
+    def _tiles_of(self, sources: list[Record]) -> dict[str, list[Region] | None]:
+        """Tiles a reused record carries over: its source's, None when regions are off, []
+        for an image too small for tiles; a source that should have tiles but has none is
+        left out (it is embedded again)."""
+        if self._spec is None:
+            return {s.id: None for s in sources}
+        spec = self._spec
+        stored = self.store.regions_of([s.id for s in sources])
+        out: dict[str, list[Region] | None] = {}
+        for s in sources:
+            if s.id in stored:
+                out[s.id] = stored[s.id]
+            elif not spec.applies(s.width, s.height):
+                out[s.id] = []
+        return out
 
     def _drop_stale(self, previous: FileState, report: IndexReport) -> None:
         """A file that was indexed but is no longer a usable image leaves the index."""

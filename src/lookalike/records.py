@@ -52,6 +52,8 @@ class Record:
     width: int
     height: int
     vector: np.ndarray | None = None
+    #: region tiles (``lookalike.regions.Region``) to store with it; None leaves them as they are
+    regions: list[Any] | None = None
 
     @property
     def folder(self) -> str:
@@ -60,7 +62,9 @@ class Record:
     def metadata(self) -> dict[str, Any]:
         """Everything but the id and the vector, as JSON-ready values."""
         out = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("id", "vector")
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("id", "vector", "regions")
         }
         out["folder"] = self.folder
         return out
@@ -68,15 +72,21 @@ class Record:
 
 @dataclass
 class Hit:
-    """One search result. ``score`` is the cosine similarity in [-1, 1] on every backend."""
+    """One search result. ``score`` is the cosine similarity in [-1, 1] on every backend.
+    ``region`` is the box (x0, y0, x1, y1 as fractions of the image) of the tile that
+    matched best in a region search, None when the whole image did."""
 
     id: str
     path: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    region: tuple[float, float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "score": self.score, "metadata": self.metadata}
+        out = {"id": self.id, "path": self.path, "score": self.score, "metadata": self.metadata}
+        if self.region is not None:
+            out["region"] = [round(v, 4) for v in self.region]
+        return out
 
 
 @dataclass(frozen=True)

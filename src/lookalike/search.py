@@ -13,16 +13,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
 from lookalike.composing import MAX_PARTS, Weighted, check_weight, rocchio, unweight
-from lookalike.errors import NotFoundError, QueryError
+from lookalike.errors import ConfigError, NotFoundError, QueryError
 from lookalike.images import model_ready, prep_image
 from lookalike.models.base import Embedder
 from lookalike.records import Filters, Hit
+from lookalike.regions import check_box, crop_part
 from lookalike.store.base import Store
 from lookalike.store.checks import MAX_K, MAX_WINDOW, check_window
 
@@ -54,6 +55,9 @@ class Query:
     min_score: float | None = None
     filters: Filters | None = None
     exclude_ids: Sequence[str] = field(default_factory=tuple)
+    #: also match image regions (collections indexed with ``--regions``): a small symbol
+    #: inside a large photo; a hit won by a region carries its box (``Hit.region``)
+    regions: bool = False
 
 
 class Searcher:
@@ -110,11 +114,33 @@ class Searcher:
             Query(ids=[doc_id], k=k, offset=offset, min_score=min_score, filters=filters)
         )
 
+    def part(
+        self,
+        doc_id: str,
+        box: Sequence[float] | str,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        min_score: float | None = None,
+        filters: Filters | None = None,
+        regions: bool = False,
+    ) -> list[Hit]:
+        """Images showing what lies in ``box`` (fractions x0, y0, x1, y1) of an indexed image
+        ("search this part"); that image itself is not returned."""
+        where = check_box(box)
+        found = self.store.get([str(doc_id)], with_vectors=False)
+        if not found:
+            raise NotFoundError(f"no indexed image with id {doc_id!r}", field="id")
+        crop = crop_part(found[0].path, where, max_pixels=self.max_pixels)
+        query = Query(images=[crop], k=k, offset=offset, min_score=min_score, filters=filters)
+        query.exclude_ids, query.regions = [str(doc_id)], regions
+        return self.search(query)
+
     # -- the general form ----------------------------------------------------------------
 
     def search(self, query: Query) -> list[Hit]:
         check_window(query.k, query.offset, query.min_score, max_k=MAX_K)
-        if self.server_side_text and _plain_text(query):
+        if self.server_side_text and _plain_text(query) and not query.regions:
             return self.store.knn_text(
                 _check_text(str(query.texts[0]), "q"),
                 query.k,
@@ -125,8 +151,9 @@ class Searcher:
             )
         vector, exclude_ids, exclude_paths = self._query_vector(query)
         exclude = list(dict.fromkeys([*query.exclude_ids, *exclude_ids]))
+        knn = self._regions_knn if query.regions else self.store.knn
         if not exclude_paths:
-            return self.store.knn(
+            return knn(
                 vector,
                 query.k,
                 offset=query.offset,
@@ -135,7 +162,7 @@ class Searcher:
                 exclude_ids=exclude,
             )
         # A query file that is itself indexed would come back first; over-fetch and drop it.
-        hits = self.store.knn(
+        hits = knn(
             vector,
             min(MAX_WINDOW, query.offset + query.k + len(exclude_paths)),
             filters=query.filters,
@@ -144,6 +171,15 @@ class Searcher:
         )
         hits = [h for h in hits if h.path not in exclude_paths]
         return hits[query.offset : query.offset + query.k]
+
+    def _regions_knn(self, vector: np.ndarray, k: int, **kw: Any) -> list[Hit]:
+        if self.store.region_spec is None:
+            raise ConfigError(
+                f"collection {self.store.collection!r} has no region vectors; index it with "
+                "`lookalike index --regions FOLDER` first, or search without regions",
+                field="regions",
+            )
+        return self.store.knn_regions(vector, k, **kw)
 
     def query_vector(self, query: Query) -> np.ndarray:
         """The normalised vector a query searches with (for callers that cache or inspect it)."""

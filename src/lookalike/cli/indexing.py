@@ -21,12 +21,19 @@ __all__ = ["index", "say_query_exports", "say_text_export"]
 @click.option(
     "--retry-failed", is_flag=True, help="Try files that failed before even if unchanged."
 )
+@click.option(
+    "--regions",
+    is_flag=True,
+    help="Also embed overlapping tiles of large images, so that search --regions finds small "
+    "details; recorded in the collection (later runs keep doing it). See `stats` for its cost.",
+)
 @settings_options
 def index(
     paths: tuple[str, ...],
     quiet: bool,
     wait: bool,
     retry_failed: bool,
+    regions: bool,
     as_json: bool,
     settings: Settings,
 ) -> None:
@@ -45,6 +52,7 @@ def index(
                 retry_failed=retry_failed,
                 wait=wait,
                 on_wait=lambda message: click.echo(message, err=True),
+                regions=regions,
             )
         # Queries run on checked ONNX exports of the text and image towers, without torch:
         # make them now, once per model and version, so that the first query is fast.

@@ -112,7 +112,11 @@ def print_hits(hits: list[Hit], offset: int = 0) -> None:
         click.echo("no results", err=True)
         return
     for rank, hit in enumerate(hits, start=offset + 1):
-        click.echo(f"{rank:>4}  {hit.score:6.3f}  {hit.path}  [{hit.id}]")
+        where = ""
+        if hit.region is not None:
+            x0, y0, x1, y1 = hit.region
+            where = f"  region {x0:.2f},{y0:.2f}-{x1:.2f},{y1:.2f}"
+        click.echo(f"{rank:>4}  {hit.score:6.3f}  {hit.path}  [{hit.id}]{where}")
 
 
 def print_sizing(report: SizingReport) -> None:
@@ -128,12 +132,36 @@ def print_sizing(report: SizingReport) -> None:
     ]
     for n, size in report.projections.items():
         rows.append((f"projected index, {n:,} images", human_bytes(size)))
+    rows += _region_rows(report.details.get("regions") or {}, report.documents)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
     click.echo(f"({report.projection_basis})")
     for note in report.details.get("notes") or ():  # what a backend wants a reader to know
         click.echo(f"note: {note}")
+
+
+def _region_rows(regions: dict[str, Any], documents: int) -> list[tuple[str, str]]:
+    """What ``index --regions`` costs in this collection (nothing when it is off)."""
+    if not regions.get("grids"):
+        return []
+    grids = " and ".join(f"{g}x{g}" for g in regions["grids"])
+    tiled = int(regions["documents_with_regions"])
+    per_tiled = regions["region_vectors"] / tiled if tiled else 0.0
+    ratio = regions.get("embed_time_ratio")
+    per_doc = max(documents, 1)
+    return [
+        ("regions", f"{grids} grids, images with a short side >= {regions['min_side']} px"),
+        ("images with regions", f"{tiled:,} of {documents:,} ({per_tiled:.1f} tiles each)"),
+        ("vectors per image", f"{regions['vectors_per_image']:.2f} (1 whole + tiles)"),
+        (
+            "region bytes per image",
+            f"{_num(regions['region_db_bytes'] / per_doc)} on disk, "
+            f"{_num(regions['region_ram_bytes'] / per_doc)} in memory (int8); the whole "
+            f"vector: {_num(regions['whole_ram_bytes'] / per_doc)}",
+        ),
+        ("embedding time ratio", "-" if ratio is None else f"{ratio:.2f}x whole images only"),
+    ]
 
 
 def print_models(statuses: list[ModelStatus]) -> None:

@@ -18,6 +18,14 @@ from lookalike.records import Filters, Hit
 __all__ = ["search", "similar"]
 
 
+_REGIONS = click.option(
+    "--regions",
+    is_flag=True,
+    help="Also match regions of large images (collections indexed with --regions); "
+    "a hit found through a region shows its box.",
+)
+
+
 @cli.command()
 @click.argument("query", required=False)
 @click.option("--like", multiple=True, help="More like this image file or indexed id; repeatable.")
@@ -31,6 +39,7 @@ __all__ = ["search", "similar"]
     help="How strongly --not/--unlike push away.",
 )
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout.")
+@_REGIONS
 @filter_options
 @settings_options
 def search(
@@ -40,6 +49,7 @@ def search(
     not_texts: tuple[str, ...],
     negative_weight: float,
     as_csv: bool,
+    regions: bool,
     as_json: bool,
     settings: Settings,
     k: int,
@@ -69,6 +79,7 @@ def search(
                 offset=offset,
                 min_score=min_score,
                 filters=filters,
+                regions=regions,
             )
         )
         described = describe(parts, negative_weight)
@@ -81,11 +92,13 @@ def search(
 @cli.command()
 @click.argument("image_or_id")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout.")
+@_REGIONS
 @filter_options
 @settings_options
 def similar(
     image_or_id: str,
     as_csv: bool,
+    regions: bool,
     as_json: bool,
     settings: Settings,
     k: int,
@@ -96,22 +109,21 @@ def similar(
     """Find images similar to an image file or to an indexed image's id (itself excluded)."""
     from lookalike.cli.compose import image_or_id as classify
     from lookalike.collection import open_collection
+    from lookalike.search import Query
 
     _one_format(as_json, as_csv)
     filters = build_filters(**filter_args)
     kind, value = classify(image_or_id, "image_or_id")
     started = time.perf_counter()
     with open_collection(settings) as col:
+        query = Query(k=k, offset=offset, min_score=min_score, filters=filters, regions=regions)
         if kind == "image":
-            hits = col.searcher.image(
-                value, k=k, offset=offset, min_score=min_score, filters=filters
-            )
+            query.images = [value]
             described = {"type": "image", "path": value}
         else:
-            hits = col.searcher.similar(
-                value, k=k, offset=offset, min_score=min_score, filters=filters
-            )
+            query.ids = [value]
             described = {"type": "similar", "id": value}
+        hits = col.searcher.search(query)
         out = _Output(as_json, as_csv, col.name, described, k, offset, min_score, filters, started)
         _print_hits(hits, out)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from lookalike.errors import ConfigError
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.regions import Region, RegionSpec
 
 __all__ = ["DamagedDocument", "FailedFile", "Store", "StoreCheck"]
 
@@ -215,3 +216,49 @@ class Store(Protocol):
         """Verify the stored data (and with ``repair`` rebuild what is derived and remove
         damaged documents, listed in the result for re-embedding). Default: unsupported."""
         return StoreCheck(self.collection, supported=False)
+
+    # -- region search (``index --regions``), with defaults for backends without it --------
+
+    @property
+    def region_spec(self) -> RegionSpec | None:
+        """The region tiling recorded for this collection, None when it has none."""
+        return None
+
+    def set_region_spec(self, spec: RegionSpec) -> None:
+        """Record that this collection embeds regions with ``spec`` from now on."""
+        raise ConfigError(
+            f"collection {self.collection!r} is on a backend that cannot hold region vectors; "
+            "index with --regions into a local collection (backend = local)",
+            field="regions",
+        )
+
+    def regions_of(self, ids: Sequence[str]) -> dict[str, list[Region]]:
+        """The stored regions of these ids (ids without regions are left out)."""
+        return {}
+
+    def ids_missing_regions(self, root: str, spec: RegionSpec) -> set[str]:
+        """Ids under ``root`` large enough for ``spec`` that have no regions yet."""
+        return set()
+
+    def record_region_cost(self, whole_seconds: float, region_seconds: float) -> None:
+        """Add one indexing run's embedding seconds (whole images, tiles) to the totals
+        that ``stats`` turns into the ingest time ratio."""
+        return None
+
+    def knn_regions(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        offset: int = 0,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[Hit]:
+        """Like ``knn``, each document scored by the best of its whole vector and its tiles;
+        a hit won by a tile carries that tile's box (``Hit.region``)."""
+        raise ConfigError(
+            f"collection {self.collection!r} is on a backend without region search; "
+            "search without --regions",
+            field="regions",
+        )

@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.collection import Collection
 from lookalike.export import envelope
 from lookalike.records import Hit
-from lookalike.search import MAX_QUERY_CHARS, MAX_WINDOW
+from lookalike.regions import check_box
+from lookalike.search import MAX_QUERY_CHARS, MAX_WINDOW, Query as SearchQuery
 from lookalike.sizing import sizing_report
 from lookalike.web.media import MIME_TYPES, Media, etag_matches, mime_type
 from lookalike.web.params import SEARCH_PARAM_NAMES, SearchParams, check_known, search_params
@@ -147,8 +148,15 @@ def search_text(
 ) -> dict[str, Any]:
     """Images matching a text query."""
     started = time.perf_counter()
-    hits = collection.searcher.text(
-        q, k=params.k, offset=params.offset, min_score=params.min_score, filters=params.filters
+    hits = collection.searcher.search(
+        SearchQuery(
+            texts=[q],
+            k=params.k,
+            offset=params.offset,
+            min_score=params.min_score,
+            filters=params.filters,
+            regions=params.regions,
+        )
     )
     return results_body(collection, {"type": "text", "q": q.strip()}, params, hits, started)
 
@@ -204,21 +212,45 @@ def image_info(doc_id: str, media: MediaDep) -> dict[str, Any]:
 
 @router.get(
     "/images/{doc_id}/similar",
-    dependencies=[Depends(known(*SEARCH_PARAM_NAMES))],
+    dependencies=[Depends(known("box", *SEARCH_PARAM_NAMES))],
     response_model=SearchResults,
     response_model_exclude_unset=True,
     responses=error_responses(404),
 )
 def similar(
-    doc_id: str, collection: CollectionDep, media: MediaDep, params: Params
+    doc_id: str,
+    collection: CollectionDep,
+    media: MediaDep,
+    params: Params,
+    box: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="Search this part only: x0,y0,x1,y1 as fractions of the image (0 to 1).",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Images similar to an indexed one; the image itself is never among the results."""
+    """Images similar to an indexed one (or to the part of it in ``box``); the image itself
+    is never among the results."""
     started = time.perf_counter()
     media.record(doc_id)
-    hits = collection.searcher.similar(
-        doc_id, k=params.k, offset=params.offset, min_score=params.min_score, filters=params.filters
-    )
-    return results_body(collection, {"type": "similar", "id": doc_id}, params, hits, started)
+    window: dict[str, Any] = {
+        "k": params.k,
+        "offset": params.offset,
+        "min_score": params.min_score,
+    }
+    query: dict[str, Any] = {"type": "similar", "id": doc_id}
+    if box:
+        with media.work_slot():
+            hits = collection.searcher.part(
+                doc_id, box, filters=params.filters, regions=params.regions, **window
+            )
+        query["box"] = list(check_box(box))
+    else:
+        hits = collection.searcher.search(
+            SearchQuery(ids=[doc_id], filters=params.filters, regions=params.regions, **window)
+        )
+    return results_body(collection, query, params, hits, started)
 
 
 def _cache_control(v: str | None, sha256: str) -> str:

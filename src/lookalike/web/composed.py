@@ -28,7 +28,13 @@ from lookalike.errors import QueryError
 from lookalike.export import envelope, hits_csv
 from lookalike.records import Hit
 from lookalike.search import MAX_K, MAX_WINDOW, Query
-from lookalike.web.params import SearchParams, filters_from_mapping, parse_int, parse_min_score
+from lookalike.web.params import (
+    SearchParams,
+    filters_from_mapping,
+    parse_int,
+    parse_min_score,
+    wants_regions,
+)
 from lookalike.web.present import hit_view
 
 __all__ = ["NEGATIVE_WEIGHT", "PageQuery", "page_query", "router", "run_page_query"]
@@ -47,6 +53,8 @@ class PageQuery:
     unlike: tuple[str, ...] = ()
     nots: tuple[str, ...] = ()
     min_score: float | None = None
+    #: "search this part": fractions x0,y0,x1,y1 of the one ``similar`` image
+    box: str = ""
 
     @property
     def empty(self) -> bool:
@@ -62,6 +70,8 @@ class PageQuery:
         out += [("similar", i) for i in self.similar]
         out += [("unlike", i) for i in self.unlike]
         out += [("not", t) for t in self.nots]
+        if self.box:
+            out.append(("box", self.box))
         if self.min_score is not None:
             out.append(("min_score", f"{self.min_score:g}"))
         return out
@@ -77,6 +87,7 @@ class PageQuery:
             offset=window.offset,
             min_score=self.min_score,
             filters=window.filters,
+            regions=window.regions,
         )
 
 
@@ -103,6 +114,7 @@ def page_query(raw: Mapping[str, list[str]]) -> PageQuery:
         unlike=unlike,
         nots=_many(raw, "not"),
         min_score=parse_min_score(scores[0]) if scores else None,
+        box=(_many(raw, "box") or ("",))[0],
     )
 
 
@@ -113,6 +125,20 @@ def query_string(pq: PageQuery, fq: str) -> str:
 def run_page_query(collection: Collection, pq: PageQuery, window: SearchParams) -> list[Hit]:
     if pq.empty:
         raise QueryError("give q (text) or similar (an id) to search with", field="q")
+    if pq.box:
+        if pq.q or pq.composed or len(pq.similar) != 1:
+            raise QueryError(
+                "a box searches a part of one image: give one similar id, without q", field="box"
+            )
+        return collection.searcher.part(
+            pq.similar[0],
+            pq.box,
+            k=window.k,
+            offset=window.offset,
+            min_score=pq.min_score,
+            filters=window.filters,
+            regions=window.regions,
+        )
     return collection.searcher.search(pq.to_query(window))
 
 
@@ -122,7 +148,13 @@ def _export(request: Request) -> tuple[list[Hit], PageQuery, SearchParams, float
     pq = page_query(raw)
     n = [v for v in raw.get("n", []) if v.strip()]
     k = parse_int(n[0], "n", minimum=1, maximum=MAX_K) if n else 30
-    window = SearchParams(k=k, offset=0, min_score=pq.min_score, filters=filters_from_mapping(raw))
+    window = SearchParams(
+        k=k,
+        offset=0,
+        min_score=pq.min_score,
+        filters=filters_from_mapping(raw),
+        regions=wants_regions(raw),
+    )
     collection: Collection = request.app.state.collection
     return run_page_query(collection, pq, window), pq, window, started
 

@@ -39,6 +39,7 @@ from lookalike.web.params import (
     filter_query,
     filters_from_mapping,
     parse_int,
+    wants_regions,
 )
 from lookalike.web.present import hit_view, record_to_view
 from lookalike.web.uploads import receive_upload, search_upload
@@ -104,7 +105,10 @@ def _base_context(request: Request, raw: Mapping[str, list[str]]) -> dict[str, A
         documents: int | None = collection.store.count()
     except LookalikeError:
         documents = None
-    form = {name: (raw.get(name) or [""])[0] for name in ("q", "min_score", "n", *FILTER_NAMES)}
+    form: dict[str, Any] = {
+        name: (raw.get(name) or [""])[0] for name in ("q", "min_score", "n", "box", *FILTER_NAMES)
+    }
+    form["regions"] = wants_regions(raw)
     lists = {name: [v for v in raw.get(name, []) if v.strip()] for name in COMPOSE_LISTS}
     return {
         "collection": collection.name,
@@ -186,7 +190,7 @@ def _section(
         "cards": [hit_view(h) for h in hits],
         "offset": window.offset,
         "fq": fq,
-        "filtered": bool(fq),
+        "filtered": window.filters is not None and not window.filters.is_empty(),
         "next_url": (next_page + f"offset={end}&k={PAGE}" + (f"&{fq}" if fq else ""))
         if has_more and next_page
         else None,
@@ -207,8 +211,12 @@ def _text_or_similar(request: Request, *, offset: int, k: int) -> dict[str, Any]
     pq = page_query(raw)
     filters = filters_from_mapping(raw)
     fq = filter_query(raw)
-    window = SearchParams(k=k, offset=offset, min_score=pq.min_score, filters=filters)
+    window = SearchParams(
+        k=k, offset=offset, min_score=pq.min_score, filters=filters, regions=wants_regions(raw)
+    )
     hits, likes, unlikes = _search(_collection(request), pq, window)
+    if pq.box and likes:
+        likes[0]["part"] = pq.box
     base = query_string(pq, fq)
     mode = "text" if not pq.similar else ("similar" if not pq.q and not pq.composed else "mixed")
     return _section(
@@ -262,7 +270,13 @@ def results_fragment(request: Request) -> Response:
 async def _upload_section(request: Request, *, offset: int, k: int) -> dict[str, Any]:
     raw = _raw(request)
     filters: Filters | None = filters_from_mapping(raw)
-    window = SearchParams(k=k, offset=offset, min_score=page_query(raw).min_score, filters=filters)
+    window = SearchParams(
+        k=k,
+        offset=offset,
+        min_score=page_query(raw).min_score,
+        filters=filters,
+        regions=wants_regions(raw),
+    )
     collection, media = _collection(request), request.app.state.media
     assert isinstance(media, Media)
     with await receive_upload(request) as upload:

@@ -35,6 +35,7 @@ __all__ = [
     "parse_min_score",
     "parse_time",
     "search_params",
+    "wants_regions",
 ]
 
 FILTER_NAMES = (
@@ -60,9 +61,13 @@ class SearchParams:
     offset: int = 0
     min_score: float | None = None
     filters: Filters | None = None
+    #: also match regions of large images (collections indexed with --regions)
+    regions: bool = False
 
     def with_window(self, k: int, offset: int) -> SearchParams:
-        return SearchParams(k=k, offset=offset, min_score=self.min_score, filters=self.filters)
+        return SearchParams(
+            k=k, offset=offset, min_score=self.min_score, filters=self.filters, regions=self.regions
+        )
 
 
 def check_known(params: Iterable[str], allowed: Iterable[str]) -> None:
@@ -204,7 +209,15 @@ def filters_from_mapping(params: Mapping[str, list[str]]) -> Filters | None:
 def filter_query(params: Mapping[str, list[str]]) -> str:
     """The non-empty filter parameters of a request, as a query string for links."""
     pairs = [(name, v) for name in FILTER_NAMES for v in params.get(name, []) if v.strip()]
+    if wants_regions(params):  # kept with the filters, so paging and links keep it
+        pairs.append(("regions", "1"))
     return urlencode(pairs)
+
+
+def wants_regions(params: Mapping[str, list[str]]) -> bool:
+    """Whether a page request asks for region search (``regions=1``, a ticked checkbox)."""
+    values = [v.strip().lower() for v in params.get("regions", []) if v.strip()]
+    return bool(values) and values[-1] in ("1", "on", "true", "yes")
 
 
 # -- the FastAPI dependency for the JSON API ---------------------------------------------
@@ -238,6 +251,13 @@ def search_params(
     modified_before: Annotated[
         str | None, Query(max_length=64, description="Modified at or before. " + _DATE_HELP)
     ] = None,
+    regions: Annotated[
+        bool,
+        Query(
+            description="Also match regions of large images (a collection indexed with "
+            "--regions); a result found through a region carries its box."
+        ),
+    ] = False,
 ) -> SearchParams:
     if offset + k > MAX_WINDOW:
         raise QueryError(f"offset + k must be at most {MAX_WINDOW}", field="offset")
@@ -249,8 +269,8 @@ def search_params(
         modified_after=modified_after or None,
         modified_before=modified_before or None,
     )
-    return SearchParams(k=k, offset=offset, min_score=min_score, filters=filters)
+    return SearchParams(k=k, offset=offset, min_score=min_score, filters=filters, regions=regions)
 
 
 #: the names ``search_params`` reads, for ``check_known``
-SEARCH_PARAM_NAMES = ("k", "offset", "min_score", *FILTER_NAMES)
+SEARCH_PARAM_NAMES = ("k", "offset", "min_score", "regions", *FILTER_NAMES)

@@ -14,7 +14,15 @@ from urllib.parse import quote
 
 from lookalike.records import Hit, Record
 
-__all__ = ["API", "BROWSER_FORMATS", "hit_view", "image_urls", "record_view", "thumb_box"]
+__all__ = [
+    "API",
+    "BROWSER_FORMATS",
+    "hit_view",
+    "image_urls",
+    "record_view",
+    "region_outline",
+    "thumb_box",
+]
 
 API = "/api/v1"
 THUMB = 256
@@ -85,7 +93,31 @@ def record_view(
 
 
 def hit_view(hit: Hit) -> dict[str, Any]:
-    return record_view(hit.id, hit.path, dict(hit.metadata), hit.score)
+    view = record_view(hit.id, hit.path, dict(hit.metadata), hit.score)
+    if hit.region is not None:
+        view["region"] = [round(v, 4) for v in hit.region]
+        view["region_outline"] = region_outline(hit.region, view["width"], view["height"])
+    return view
+
+
+def region_outline(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> dict[str, float]:
+    """The box in percent of a square thumbnail that crops the image to cover it (CSS
+    ``object-fit: cover``), clipped to the square: where the page outlines a matched region."""
+    x0, y0, x1, y1 = box
+    aspect = width / height if width > 0 and height > 0 else 1.0
+    sx, sy = (aspect, 1.0) if aspect >= 1 else (1.0, 1 / aspect)
+    left, right = (x0 * sx - (sx - 1) / 2) * 100, (x1 * sx - (sx - 1) / 2) * 100
+    top, bottom = (y0 * sy - (sy - 1) / 2) * 100, (y1 * sy - (sy - 1) / 2) * 100
+    left, right = max(0.0, left), min(100.0, right)
+    top, bottom = max(0.0, top), min(100.0, bottom)
+    return {
+        "x": round(left, 2),
+        "y": round(top, 2),
+        "w": round(max(0.0, right - left), 2),
+        "h": round(max(0.0, bottom - top), 2),
+    }
 
 
 def record_to_view(rec: Record) -> dict[str, Any]:

@@ -110,6 +110,14 @@ class ImageView(BaseModel):
     thumbnail: ThumbBox = Field(description="The 256 px thumbnail's pixel size.")
     browser_displayable: bool
     urls: ImageUrls
+    region: list[float] | None = Field(
+        default=None,
+        description="Region search: the box (x0, y0, x1, y1, fractions of the image) of the "
+        "tile that matched, when a tile beat the whole image.",
+    )
+    region_outline: dict[str, float] | None = Field(
+        default=None, description="That box in percent of the square thumbnail (x, y, w, h)."
+    )
 
 
 class QueryView(BaseModel):
@@ -120,6 +128,7 @@ class QueryView(BaseModel):
     id: str | None = None
     filename: str | None = None
     bytes: int | None = None
+    box: list[float] | None = Field(default=None, description="similar: the part searched.")
     filters: dict[str, Any]
 
 

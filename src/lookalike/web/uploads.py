@@ -32,6 +32,7 @@ from lookalike.errors import (
     UnsupportedImageError,
 )
 from lookalike.records import Hit
+from lookalike.search import Query
 from lookalike.web.media import Media
 from lookalike.web.params import SearchParams
 
@@ -281,12 +282,15 @@ def search_upload(
     """Embed the uploaded image and search with it (runs in a worker thread)."""
     try:
         with media.work_slot():
-            return collection.searcher.image(
-                upload.file,
-                k=params.k,
-                offset=params.offset,
-                min_score=params.min_score,
-                filters=params.filters,
+            return collection.searcher.search(
+                Query(
+                    images=[upload.file],
+                    k=params.k,
+                    offset=params.offset,
+                    min_score=params.min_score,
+                    filters=params.filters,
+                    regions=params.regions,
+                )
             )
     except ImageError as exc:
         if exc.field is None:

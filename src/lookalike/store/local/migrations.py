@@ -94,8 +94,16 @@ def _m003_failed_files(conn: sqlite3.Connection) -> None:
 
 
 #: Named, ordered migrations; the schema version is the number applied (PRAGMA user_version).
+def _m004_regions(conn: sqlite3.Connection) -> None:
+    """Region tile vectors (``lookalike index --regions``); see store/local/regions.py."""
+    from lookalike.store.local.regions import migrate_regions
+
+    migrate_regions(conn)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _m001_initial),
     ("vector_checksums", _m002_vector_checksums),
     ("failed_files", _m003_failed_files),
+    ("regions", _m004_regions),
 ]

@@ -33,11 +33,20 @@ from lookalike.errors import (
     StoreUnavailableError,
 )
 from lookalike.records import FileState, Filters, Hit, ModelInfo, Record, StoreStats
+from lookalike.regions import Region, RegionSpec
 from lookalike.store.base import Store
 from lookalike.store.checks import check_window, unit_query_vector
 from lookalike.store.local.abilities import LocalAbilities
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
 from lookalike.store.local.knn import LocalKnn
+from lookalike.store.local.region_search import best_region_hits, merge_hits
+from lookalike.store.local.regions import (
+    RegionMatrix,
+    delete_regions,
+    insert_regions,
+    region_counts,
+    regions_of,
+)
 from lookalike.store.local.rows import (
     DOC_COLUMNS,
     VEC_COLUMNS,
@@ -114,6 +123,7 @@ class LocalStore(LocalAbilities, Store):
             )  # fmt: skip
         self._model: ModelInfo | None = None
         self._index: DerivedIndex | None = None
+        self._regions: RegionMatrix | None = None
         self._lock = threading.Lock()
         self._writer_depth = 0
         self._writer_lock = threading.RLock()
@@ -190,10 +200,12 @@ class LocalStore(LocalAbilities, Store):
             return
         model = self._require_model()
         latest: dict[bytes, tuple[Any, ...]] = {}
+        tiles: dict[bytes, Record] = {}
         # validate everything before touching the database
-        for row in prepare_records(records, model, self.collection):
+        for rec, row in zip(records, prepare_records(records, model, self.collection), strict=True):
             latest.pop(row[0], None)
             latest[row[0]] = row  # the last occurrence of an id wins
+            tiles[row[0]] = rec
         rows = list(latest.values())
         with self._db.write() as conn:
             old: list[tuple[int, bytes]] = []
@@ -219,6 +231,9 @@ class LocalStore(LocalAbilities, Store):
                 "INSERT INTO changes (key, id, op) VALUES (?, ?, 'U')",
                 [(key, r[0]) for key, r in zip(keys, rows, strict=True)],
             )
+            for key, r in zip(keys, rows, strict=True):
+                rec = tiles[r[0]]
+                insert_regions(conn, key, getattr(rec, "regions", None) or [], model.dim, rec.id)
 
     @staticmethod
     def _remove_keys(conn: Any, old: Sequence[tuple[int, bytes]]) -> None:
@@ -226,6 +241,7 @@ class LocalStore(LocalAbilities, Store):
             return
         conn.executemany("DELETE FROM documents WHERE key = ?", [(k,) for k, _ in old])
         conn.executemany("DELETE FROM vectors WHERE key = ?", [(k,) for k, _ in old])
+        delete_regions(conn, [k for k, _ in old])
         conn.executemany("INSERT INTO changes (key, id, op) VALUES (?, ?, 'D')", list(old))
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -365,6 +381,86 @@ class LocalStore(LocalAbilities, Store):
         knn = LocalKnn(self._db, self._derived(model), selective_limit=self.selective_limit)
         return knn.search(q, int(k), int(offset), where, params, min_score, excluded_ids)
 
+    # -- regions -----------------------------------------------------------------------
+
+    @property
+    def region_spec(self) -> RegionSpec | None:
+        raw = self._db.get_meta("regions")
+        return None if raw is None else RegionSpec.from_json(raw)
+
+    def set_region_spec(self, spec: RegionSpec) -> None:
+        with self._db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('regions', ?)", (spec.to_json(),))
+
+    def regions_of(self, ids: Sequence[str]) -> dict[str, list[Region]]:
+        return regions_of(self._db, self._encode_ids(ids))
+
+    def ids_missing_regions(self, root: str, spec: RegionSpec) -> set[str]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT id FROM documents d WHERE root = ? AND min(width, height) >= ? "
+                "AND NOT EXISTS (SELECT 1 FROM regions r WHERE r.key = d.key)",
+                (encode_text(root), spec.min_side),
+            ).fetchall()
+        return {decode_text(r[0]) for r in rows}
+
+    def record_region_cost(self, whole_seconds: float, region_seconds: float) -> None:
+        with self._db.write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'region_cost'").fetchone()
+            cost = json.loads(row[0]) if row else {"whole_seconds": 0.0, "region_seconds": 0.0}
+            cost["whole_seconds"] += float(whole_seconds)
+            cost["region_seconds"] += float(region_seconds)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('region_cost', ?)", (json.dumps(cost),)
+            )
+
+    def knn_regions(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        offset: int = 0,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[Hit]:
+        check_window(k, offset, min_score)
+        model = self.model
+        q = unit_query_vector(vector, model, self.collection)
+        where, params = filter_sql(filters)
+        excluded = self._encode_ids(exclude_ids)
+        if model is None:
+            return []
+        need = int(k) + int(offset)
+        whole = self.knn(q, need, filters=filters, min_score=min_score, exclude_ids=exclude_ids)
+        with self._lock:
+            if self._regions is None:
+                self._regions = RegionMatrix(self._db, model.dim)
+            matrix = self._regions
+        tiles = best_region_hits(self._db, matrix, q, need, where, params, excluded, min_score)
+        return merge_hits(whole, tiles, need)[int(offset) :]
+
+    def _region_details(self, documents: int) -> dict[str, Any]:
+        spec = self.region_spec
+        rows, with_tiles, db_bytes = region_counts(self._db)
+        raw = self._db.get_meta("region_cost")
+        cost = json.loads(raw) if raw else {}
+        whole_s = float(cost.get("whole_seconds", 0.0))
+        ratio = (whole_s + float(cost.get("region_seconds", 0.0))) / whole_s if whole_s else None
+        dim = self.model.dim if self.model else 0
+        return {
+            "grids": list(spec.grids) if spec else [],
+            "min_side": spec.min_side if spec else None,
+            "region_vectors": rows,
+            "documents_with_regions": with_tiles,
+            "vectors_per_image": round((documents + rows) / documents, 2) if documents else 0.0,
+            "region_db_bytes": db_bytes,
+            # int8 vector + float32 scale + four float32 box values + int64 key per tile
+            "region_ram_bytes": rows * (dim + 4 + 16 + 8),
+            "whole_ram_bytes": documents * dim * 4,
+            "embed_time_ratio": None if ratio is None else round(ratio, 2),
+        }
+
     # -- maintenance -------------------------------------------------------------------
 
     def sync_index(self, *, persist: bool = True) -> IndexStatus:
@@ -454,6 +550,7 @@ class LocalStore(LocalAbilities, Store):
                 "exact_threshold": self.index_params.exact_threshold,
                 "seq": head,
                 "schema_version": self._db.schema_version,
+                "regions": self._region_details(int(documents)),
             },
         )
 

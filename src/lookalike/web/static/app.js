@@ -14,7 +14,7 @@
   const uploadInput = document.getElementById("upload");
   const viewer = document.getElementById("viewer");
   const status = document.getElementById("status");
-  const FILTERS = ["folder", "format", "modified_after", "modified_before", "min_size", "max_size", "min_score"];
+  const FILTERS = ["folder", "format", "modified_after", "modified_before", "min_size", "max_size", "min_score", "regions"];
   const OPTIONAL = [...FILTERS, "n", "not"];
   let viewerIndex = -1;
   let uploadFile = null;
@@ -29,7 +29,8 @@
     if (!searchForm) return params;
     for (const name of FILTERS) {
       const field = searchForm.elements.namedItem(name);
-      if (field && field.value.trim()) params.set(name, field.value.trim());
+      if (!field || (field.type === "checkbox" && !field.checked)) continue;
+      if (field.value.trim()) params.set(name, field.value.trim());
     }
     return params;
   }
@@ -234,6 +235,8 @@
     folderUrl.searchParams.delete("upload");
     document.getElementById("viewer-folder").href = folderUrl.pathname + folderUrl.search;
     document.getElementById("viewer-original").href = card.urls.image;
+    const partLink = document.getElementById("viewer-part");
+    if (partLink) partLink.href = card.urls.view;
     if (!viewer.open) viewer.showModal();
     return true;
   }
@@ -372,6 +375,55 @@
     event.preventDefault();
     searchUpload(file);
   });
+
+  // "Search this part": a box drawn on the single-image page fills the form and submits it.
+  const part = document.querySelector("figure.part[data-part-form]");
+  if (part) {
+    const form = document.getElementById(part.dataset.partForm);
+    const img = part.querySelector("img");
+    const box = document.createElement("div");
+    box.className = "part-box";
+    box.hidden = true;
+    part.append(box);
+    let start = null;
+    const at = (event) => {
+      const r = img.getBoundingClientRect();
+      const x = Math.min(1, Math.max(0, (event.clientX - r.left) / r.width));
+      const y = Math.min(1, Math.max(0, (event.clientY - r.top) / r.height));
+      return { x, y };
+    };
+    const frame = (a, b) => ({
+      x0: Math.min(a.x, b.x), y0: Math.min(a.y, b.y), x1: Math.max(a.x, b.x), y1: Math.max(a.y, b.y),
+    });
+    const show = (f) => {
+      box.hidden = false;
+      box.style.left = `${img.offsetLeft + f.x0 * img.offsetWidth}px`;
+      box.style.top = `${img.offsetTop + f.y0 * img.offsetHeight}px`;
+      box.style.width = `${(f.x1 - f.x0) * img.offsetWidth}px`;
+      box.style.height = `${(f.y1 - f.y0) * img.offsetHeight}px`;
+    };
+    part.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0) return;
+      event.preventDefault();
+      start = at(event);
+      part.setPointerCapture(event.pointerId);
+    });
+    part.addEventListener("pointermove", (event) => {
+      if (start) show(frame(start, at(event)));
+    });
+    part.addEventListener("pointerup", (event) => {
+      if (!start) return;
+      const f = frame(start, at(event));
+      start = null;
+      if (f.x1 - f.x0 < 0.01 || f.y1 - f.y0 < 0.01) {
+        box.hidden = true; // a click, not a box
+        return;
+      }
+      show(f);
+      form.elements.namedItem("box").value = [f.x0, f.y0, f.x1, f.y1].map((v) => v.toFixed(4)).join(",");
+      form.requestSubmit();
+    });
+  }
 
   // A back/forward step to a page we changed in place: let the server render that URL.
   window.addEventListener("popstate", () => window.location.reload());
