@@ -177,18 +177,22 @@ def test_cli_index_search_similar_and_stats_with_regions(
     monkeypatch.chdir(tmp_path)
     folder, target, query = scenes
     code, out, err = run(capsys, "similar", str(query), "--regions")
-    assert code != 0 and "--regions" in err  # an empty collection has no regions yet
+    assert code == 3 and "no collection named default" in err  # reads never create one
+    code, out, _ = run(capsys, "index", "--quiet", "-c", "plain", "--json", str(folder))
+    assert code == 0
+    code, out, err = run(capsys, "similar", str(query), "--regions", "-c", "plain")
+    assert code != 0 and "--regions" in err  # indexed without regions: none to search
     code, out, _ = run(capsys, "index", "--quiet", "--regions", "--json", str(folder))
     assert code == 0 and json.loads(out)["indexed"] == 8
     code, out, _ = run(capsys, "similar", str(query), "--regions", "-k", "3", "--json")
     assert code == 0
-    hits = json.loads(out)
+    hits = json.loads(out)["results"]
     assert hits[0]["path"] == target.as_posix()
     assert hits[0]["region"] == pytest.approx(list(BOX), abs=1e-3)
     code, out, _ = run(capsys, "similar", str(query), "--regions", "-k", "1")
     assert code == 0 and "with-symbol.png" in out and "region 0.36,0.25-0.64,0.75" in out
     code, out, _ = run(capsys, "search", "a green triangle", "--regions", "--json")
-    assert code == 0 and len(json.loads(out)) == 8  # one hit per image, tiles merged
+    assert code == 0 and len(json.loads(out)["results"]) == 8  # one hit per image, tiles merged
     code, out, _ = run(capsys, "stats", "--json")
     report = json.loads(out)
     regions = report["details"]["regions"]

@@ -95,10 +95,17 @@ def _m003_failed_files(conn: sqlite3.Connection) -> None:
 
 #: Named, ordered migrations; the schema version is the number applied (PRAGMA user_version).
 def _m004_regions(conn: sqlite3.Connection) -> None:
-    """Region tile vectors (``lookalike index --regions``); see store/local/regions.py."""
-    from lookalike.store.local.regions import migrate_regions
-
-    migrate_regions(conn)
+    """Region tile vectors (``lookalike index --regions``, see store/local/regions.py): one
+    row per tile of a document's current key, int8 with its scale."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS regions (
+            key INTEGER NOT NULL,
+            x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+            scale REAL NOT NULL,
+            vector BLOB NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS regions_key ON regions(key)")
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [

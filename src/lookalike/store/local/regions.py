@@ -15,7 +15,6 @@ ordered by document key so that the best tile of each document is one
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,26 +33,12 @@ __all__ = [
     "box_of",
     "delete_regions",
     "insert_regions",
-    "migrate_regions",
     "region_counts",
     "regions_of",
 ]
 
 _CHUNK = 1 << 16  # rows scored per step, so the float32 copy stays small
 _ROW_OVERHEAD = 4 * 8 + 8 + 8  # four box floats, the scale and the key, as SQLite stores them
-
-
-def migrate_regions(conn: sqlite3.Connection) -> None:
-    """Schema step: the ``regions`` table (one row per tile of a document's current key)."""
-    conn.execute(
-        """CREATE TABLE IF NOT EXISTS regions (
-            key INTEGER NOT NULL,
-            x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
-            scale REAL NOT NULL,
-            vector BLOB NOT NULL
-        )"""
-    )
-    conn.execute("CREATE INDEX IF NOT EXISTS regions_key ON regions(key)")
 
 
 def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
