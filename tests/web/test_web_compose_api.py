@@ -60,7 +60,6 @@ def test_composed_parts_weights_and_exclusions(client: TestClient) -> None:
         "negative_texts": ["night"],
         "negative_ids": [c],
         "negative_weight": 0.8,
-        "image": None,  # the documented shape: no image was uploaded
         "filters": {},
     }
     scores = [r["score"] for r in body["results"]]

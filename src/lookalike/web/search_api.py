@@ -200,6 +200,7 @@ _BODY_DOC = {
     "/search",
     openapi_extra=_BODY_DOC,
     response_model=SearchResults,
+    response_model_exclude_unset=True,
     responses=error_responses(404, 413, 415, 422),
 )
 async def search_composed(request: Request) -> dict[str, Any]:
