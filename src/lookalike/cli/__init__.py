@@ -17,7 +17,14 @@ import warnings
 
 import click
 
-from lookalike.cli import indexing, manage, searching, serving  # noqa: F401  (registers commands)
+from lookalike.cli import (  # noqa: F401  (registers commands)
+    duplicates,
+    indexing,
+    manage,
+    searching,
+    serving,
+    watching,
+)
 from lookalike.cli.app import cli
 from lookalike.cli.options import parse_date, parse_size
 from lookalike.errors import (

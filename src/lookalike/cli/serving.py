@@ -15,8 +15,21 @@ __all__ = ["serve"]
 @cli.command()
 @click.option("--host", help="Address to bind [default: 127.0.0.1].")
 @click.option("--port", type=int, help="Port [default: 8000].")
+@click.option(
+    "--watch",
+    "watch_paths",
+    multiple=True,
+    type=click.Path(),
+    help="Also keep this folder indexed as files change (repeatable; see `lookalike watch`).",
+)
 @settings_options
-def serve(host: str | None, port: int | None, as_json: bool, settings: Settings) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    watch_paths: tuple[str, ...],
+    as_json: bool,
+    settings: Settings,
+) -> None:
     """Serve the web UI and the JSON API (binds 127.0.0.1 unless told otherwise)."""
     try:
         from lookalike.web import serve as run_server
@@ -24,4 +37,4 @@ def serve(host: str | None, port: int | None, as_json: bool, settings: Settings)
         raise ConfigError(
             f"the web extra is missing ({exc}); pip install 'lookalike[web]'"
         ) from exc
-    run_server(settings.with_overrides(host=host, port=port))
+    run_server(settings.with_overrides(host=host, port=port), watch=watch_paths)

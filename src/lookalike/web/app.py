@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.collection import Collection, open_collection
 from lookalike.config import Settings
-from lookalike.web import api, pages
+from lookalike.watch import PassReport, Watcher, watch_collection
+from lookalike.web import api, duplicates, pages
 from lookalike.web.auth import TokenAuth
 from lookalike.web.errors import install_error_handlers
 from lookalike.web.media import Media
@@ -36,9 +37,14 @@ for mistakes in the request. When the server has an API token, send
 
 
 def create_app(
-    settings: Settings, *, collection: Collection | None = None, preload: bool = True
+    settings: Settings,
+    *,
+    collection: Collection | None = None,
+    preload: bool = True,
+    watch: Sequence[str] = (),
 ) -> FastAPI:
-    """The ASGI app for ``settings``; run it with uvicorn (``lookalike.web.serve`` does)."""
+    """The ASGI app for ``settings``; run it with uvicorn (``lookalike.web.serve`` does).
+    With ``watch``, those folders are kept indexed while the app runs (``lookalike.watch``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,9 +63,12 @@ def create_app(
             await run_in_threadpool(media.remove_stale_temp_files)
             app.state.collection = opened
             app.state.media = media
+            app.state.watcher = _start_watcher(opened, watch) if watch else None
             log.info("serving collection %s", opened.name)
             yield
         finally:
+            if getattr(app.state, "watcher", None) is not None:
+                await run_in_threadpool(app.state.watcher.stop)
             if owned:
                 await run_in_threadpool(opened.close)
 
@@ -73,11 +82,22 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app, pages.render_error)
     app.include_router(api.router)
+    app.include_router(duplicates.api_router)
+    app.include_router(duplicates.page_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     if settings.api_token:
         app.add_middleware(TokenAuth, token=settings.api_token)
     return app
+
+
+def _start_watcher(collection: Collection, paths: Sequence[str]) -> Watcher:
+    def on_pass(result: PassReport) -> None:
+        log.info("watch pass: %s", result.to_dict())
+
+    watcher = watch_collection(collection, paths, on_pass=on_pass)
+    watcher.start()
+    return watcher
 
 
 def _version() -> str:

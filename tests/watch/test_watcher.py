@@ -1,0 +1,153 @@
+"""The watcher over real folders, real inotify (watchdog) and a real SQLite collection with
+the tiny random model: create, modify, move and delete are each applied once; a 2,000-file
+burst is indexed exactly once; a folder that disappears keeps its images until it is back;
+the inotify limit falls back to polling."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from lookalike.collection import Collection
+from lookalike.config import Settings
+from lookalike.indexer import document_id
+from lookalike.watch import Watcher, watch_collection
+from watch.helpers import Passes, write_png
+
+
+@pytest.fixture
+def col(tiny_settings: Settings, tiny_embedder) -> Collection:
+    c = Collection(tiny_settings, embedder=tiny_embedder)
+    yield c
+    c.close()
+
+
+def store_paths(col: Collection) -> set[str]:
+    return {r.path for batch in col.store.iter_records(500) for r in batch}
+
+
+def start(col: Collection, root: Path, passes: Passes, **options) -> Watcher:
+    options = {"debounce_s": 0.3, "settle_s": 0.3, "tick_s": 0.1, **options}
+    watcher = watch_collection(col, [root], on_pass=passes, **options)
+    watcher.start()
+    return watcher
+
+
+def test_create_modify_move_delete_each_applied_once(col: Collection, tmp_path: Path) -> None:
+    root = tmp_path / "pics"
+    first = write_png(root / "a.png", 1)
+    passes = Passes()
+    watcher = start(col, root, passes)
+    try:
+        passes.wait_until(lambda: len(passes.reports) >= 1, "the start pass")
+        assert passes.reports[0].reason == "start"
+        assert store_paths(col) == {first.as_posix()}
+
+        made = write_png(root / "new" / "b.png", 2)
+        passes.wait_until(lambda: made.as_posix() in store_paths(col), "a created file")
+
+        before = col.store.get([document_id(made.as_posix())])[0].sha256
+        write_png(made, 3)  # the same name, new content
+        passes.wait_until(
+            lambda: col.store.get([document_id(made.as_posix())])[0].sha256 != before,
+            "a modified file",
+        )
+        embedded = passes.total("indexed")
+
+        moved_dir = root / "renamed"
+        os.rename(root / "new", moved_dir)  # a moved folder keeps its vectors by hash
+        moved = (moved_dir / "b.png").as_posix()
+        passes.wait_until(lambda: store_paths(col) == {first.as_posix(), moved}, "a moved folder")
+        assert passes.total("indexed") == embedded
+        assert passes.total("reused") >= 1
+
+        os.remove(first)
+        passes.wait_until(lambda: store_paths(col) == {moved}, "a deleted file")
+    finally:
+        watcher.stop()
+    assert passes.total("indexed") == 3  # a.png, b.png, b.png's new content: once each
+    assert passes.total("removed") == 2  # the old path of b.png, then a.png
+    assert all(p.error is None for p in passes.reports)
+
+
+def test_a_burst_of_2000_files_is_indexed_exactly_once(col: Collection, tmp_path: Path) -> None:
+    root = tmp_path / "burst"
+    root.mkdir()
+    passes = Passes()
+    watcher = start(col, root, passes)
+    try:
+        passes.wait_until(lambda: len(passes.reports) >= 1, "the start pass")
+        expected = {write_png(root / f"d{i % 20}" / f"{i:04d}.png", 1000 + i).as_posix()
+                    for i in range(2000)}  # fmt: skip
+        passes.wait_until(lambda: col.store.count() == 2000, "2,000 files indexed", 600)
+    finally:
+        watcher.stop()
+    assert store_paths(col) == expected
+    assert passes.total("indexed") == 2000
+    assert passes.total("reused") == passes.total("updated") == passes.total("removed") == 0
+
+
+def test_a_folder_that_disappears_keeps_its_images_until_it_is_back(
+    col: Collection, tmp_path: Path
+) -> None:
+    root = tmp_path / "disk"
+    files = {write_png(root / f"{i}.png", 10 + i).as_posix() for i in range(3)}
+    passes = Passes()
+    watcher = start(col, root, passes)
+    try:
+        passes.wait_until(lambda: len(passes.reports) >= 1, "the start pass")
+        assert store_paths(col) == files
+        away = tmp_path / "unmounted"
+        os.rename(root, away)  # the disk goes away...
+        passes.wait_until(lambda: not watcher.status()["roots"][0]["present"], "the root gone")
+        root.mkdir()  # ...and its empty mount point is back: still not a reason to remove
+        seen = watcher.status()["ticks"]
+        passes.wait_until(lambda: watcher.status()["ticks"] >= seen + 3, "a few more checks")
+        assert watcher.status()["roots"][0]["present"] is False
+        assert store_paths(col) == files
+        root.rmdir()
+        shutil.move(away, root)  # the disk is back, with one more file
+        extra = write_png(root / "later.png", 99).as_posix()
+        passes.wait_until(lambda: store_paths(col) == files | {extra}, "the root back")
+    finally:
+        watcher.stop()
+    assert passes.total("removed") == 0
+    assert any(p.reason == "back" for p in passes.reports)
+
+
+class LimitedObserver(Observer):  # type: ignore[misc, valid-type]
+    """The real inotify observer, except that adding a watch fails the way the kernel does
+    when fs.inotify.max_user_watches is used up. Lowering the real limit would change this
+    shared machine's sysctl for everyone, so the error is raised here instead."""
+
+    def schedule(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+
+def test_the_inotify_limit_says_what_to_raise_then_polls(
+    col: Collection, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "many"
+    root.mkdir()
+    passes = Passes()
+
+    def observers(polling: bool):
+        return PollingObserver(timeout=0.2) if polling else LimitedObserver()
+
+    with caplog.at_level(logging.WARNING, logger="lookalike.watch"):
+        watcher = start(col, root, passes, observer_factory=observers)
+        try:
+            passes.wait_until(lambda: len(passes.reports) >= 1, "the start pass")
+            made = write_png(root / "x.png", 5).as_posix()
+            passes.wait_until(lambda: made in store_paths(col), "a file seen by polling")
+        finally:
+            watcher.stop()
+    assert watcher.polling and watcher.status()["mode"] == "polling"
+    assert "sysctl fs.inotify.max_user_watches=" in caplog.text
