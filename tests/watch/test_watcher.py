@@ -151,3 +151,30 @@ def test_the_inotify_limit_says_what_to_raise_then_polls(
             watcher.stop()
     assert watcher.polling and watcher.status()["mode"] == "polling"
     assert "sysctl fs.inotify.max_user_watches=" in caplog.text
+
+
+def test_serve_watch_makes_new_images_searchable(
+    tmp_path: Path, tiny_settings: Settings, tiny_embedder
+) -> None:
+    from starlette.testclient import TestClient
+
+    from lookalike.web import create_app
+
+    root = tmp_path / "served"
+    write_png(root / "first.png", 1)
+    col = Collection(tiny_settings, embedder=tiny_embedder)
+    app = create_app(tiny_settings, collection=col, watch=[str(root)])
+    poller = Passes()  # nothing reports to it: it re-checks every half second
+    try:
+        with TestClient(app) as client:
+            poller.wait_until(lambda: col.store.count() == 1, "the start pass")
+            new = write_png(root / "second.png", 2).as_posix()
+
+            def found() -> bool:
+                body = client.get("/api/v1/search", params={"q": "noise", "k": 5}).json()
+                return new in {r["path"] for r in body["results"]}
+
+            poller.wait_until(found, "the new image in search results")
+        assert app.state.watcher.status()["passes"] >= 2
+    finally:
+        col.close()
