@@ -32,9 +32,11 @@ def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, planted group label or -1), L2-normalised float32."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(1000, dim)).astype(np.float32)
-    vectors = centres[rng.integers(0, 1000, n)] + rng.normal(scale=1.0, size=(n, dim)).astype(
-        np.float32
-    )
+    vectors = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 50_000):  # in slices: no float64 copy of the whole matrix
+        part = vectors[start : start + 50_000]
+        part[:] = centres[rng.integers(0, 1000, len(part))]
+        part += rng.standard_normal(size=part.shape, dtype=np.float32)
     labels = np.full(n, -1, dtype=np.int64)
     order = rng.permutation(n)
     used, group = 0, 0
@@ -47,7 +49,9 @@ def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         vectors[members[1:]] = seed_vec + rng.normal(scale=scale, size=(size - 1, dim))
         labels[members] = group
         group += 1
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for start in range(0, n, 50_000):
+        part = vectors[start : start + 50_000]
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
     return vectors, labels
 
 

@@ -50,26 +50,26 @@ def test_create_modify_move_delete_each_applied_once(col: Collection, tmp_path: 
         assert passes.reports[0].reason == "start"
         assert store_paths(col) == {first.as_posix()}
 
+        # each step waits for the pass that applies it to finish (not just for its first
+        # commit), so the next change never lands in the middle of a pass
         made = write_png(root / "new" / "b.png", 2)
-        passes.wait_until(lambda: made.as_posix() in store_paths(col), "a created file")
+        passes.wait_until(lambda: passes.total("indexed") == 2, "a created file")
+        assert made.as_posix() in store_paths(col)
 
         before = col.store.get([document_id(made.as_posix())])[0].sha256
         write_png(made, 3)  # the same name, new content
-        passes.wait_until(
-            lambda: col.store.get([document_id(made.as_posix())])[0].sha256 != before,
-            "a modified file",
-        )
-        embedded = passes.total("indexed")
+        passes.wait_until(lambda: passes.total("indexed") == 3, "a modified file")
+        assert col.store.get([document_id(made.as_posix())])[0].sha256 != before
 
         moved_dir = root / "renamed"
         os.rename(root / "new", moved_dir)  # a moved folder keeps its vectors by hash
         moved = (moved_dir / "b.png").as_posix()
-        passes.wait_until(lambda: store_paths(col) == {first.as_posix(), moved}, "a moved folder")
-        assert passes.total("indexed") == embedded
-        assert passes.total("reused") >= 1
+        passes.wait_until(lambda: passes.total("reused") == 1, "a moved folder")
+        assert store_paths(col) == {first.as_posix(), moved}
 
         os.remove(first)
-        passes.wait_until(lambda: store_paths(col) == {moved}, "a deleted file")
+        passes.wait_until(lambda: passes.total("removed") == 2, "a deleted file")
+        assert store_paths(col) == {moved}
     finally:
         watcher.stop()
     assert passes.total("indexed") == 3  # a.png, b.png, b.png's new content: once each
@@ -178,3 +178,12 @@ def test_serve_watch_makes_new_images_searchable(
         assert app.state.watcher.status()["passes"] >= 2
     finally:
         col.close()
+
+
+def test_watch_refuses_a_path_that_is_not_a_folder(
+    tmp_path: Path, tiny_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_cli import run
+
+    code, _, err = run(capsys, "watch", "--home", str(tiny_settings.home), str(tmp_path / "nope"))
+    assert code == 3 and "is not a folder" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from typing import Any
@@ -49,7 +50,12 @@ def watch(
     are picked up too. With --json, one JSON line per pass on stdout.
     """
     from lookalike.collection import open_collection
+    from lookalike.errors import NotFoundError
     from lookalike.watch import PassReport, watch_collection
+
+    for path in paths:
+        if not os.path.isdir(path):
+            raise NotFoundError(f"{path} is not a folder; give the folders to watch", field="path")
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 

@@ -173,13 +173,15 @@ def find_duplicates(
                 hashes[i] = phash(records[i].path, max_pixels=max_pixels) if confirm else None
             return hashes[i]
 
-        near = _confirmed(pairs(vectors, near_t, method=method), look)
+        # one candidate search at the lower of the two thresholds serves both kinds
+        candidates = pairs(vectors, min(threshold, near_t), method=method)
+        sims = np.einsum("ij,ij->i", vectors[candidates[:, 0]], vectors[candidates[:, 1]])
+        near = _confirmed(candidates[sims >= near_t], look)
         near_edges = _concat(exact, near)
         if kind == "near":
             groups = [g for g in components(len(records), near_edges) if _distinct(records, g)]
         else:
-            candidates = pairs(vectors, threshold, method=method)
-            close = _within(candidates, records, burst_seconds, taken)
+            close = _within(candidates[sims >= threshold], records, burst_seconds, taken)
             groups = _similar_groups(len(records), near_edges, _concat(near_edges, close))
     report.groups = _ordered([_group(kind, g, records, vectors, taken) for g in groups])
     report.seconds = time.perf_counter() - started

@@ -26,6 +26,7 @@ __all__ = ["UnionFind", "ann_pairs", "components", "exact_pairs", "pairs"]
 #: below this many vectors comparing every pair is cheaper than building a graph
 EXACT_LIMIT = 4_000
 _BLOCK = 2_048
+_QUERIES = 4_096  # per search batch: bounds the rescoring's memory (2 x 4,096 x 17 rows)
 
 
 class UnionFind:
@@ -108,8 +109,8 @@ def ann_pairs(
     keys = np.arange(n, dtype=np.int64)
     index.add(keys, v, threads=workers)
     out: list[np.ndarray] = []
-    for start in range(0, n, 50_000):
-        chunk = v[start : start + 50_000]
+    for start in range(0, n, _QUERIES):
+        chunk = v[start : start + _QUERIES]
         found = index.search(chunk, count, threads=workers)
         nbr = np.asarray(found.keys, dtype=np.int64).reshape(len(chunk), -1)
         counts = np.asarray(cast("BatchMatches", found).counts).reshape(-1)
