@@ -142,11 +142,6 @@ class Watcher:
             self._observer.stop()
             self._observer.join(timeout)
 
-    def wait(self) -> None:
-        """Block until ``stop()`` is called from another thread (or a signal handler)."""
-        while not self._stop.wait(0.5):
-            pass
-
     def status(self) -> dict[str, Any]:
         with self._cond:
             return {

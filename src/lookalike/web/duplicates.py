@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from lookalike.collection import Collection
 from lookalike.duplicates import DEFAULT_BURST_SECONDS, KINDS, DuplicateGroup, find_duplicates
 from lookalike.errors import QueryError
-from lookalike.web.params import _parse_folder, check_known, parse_int
+from lookalike.web.params import check_known, filters_from_mapping, parse_int
 from lookalike.web.present import API, record_view
 
 __all__ = ["api_router", "page_router"]
@@ -46,6 +46,12 @@ def _number(text: str, name: str, low: float, high: float) -> float:
     return value
 
 
+def _folder(text: str) -> str | None:
+    """The folder parameter, checked and normalised as the search routes do."""
+    filters = filters_from_mapping({"folder": [text]}) if text else None
+    return filters.folder if filters else None
+
+
 def _report(request: Request, default_limit: int) -> tuple[dict[str, Any], dict[str, str]]:
     check_known(request.query_params.keys(), PARAMS)
     raw = {name: request.query_params.getlist(name) for name in request.query_params}
@@ -64,7 +70,7 @@ def _report(request: Request, default_limit: int) -> tuple[dict[str, Any], dict[
         collection.store,
         kind=kind,
         threshold=_number(threshold, "threshold", -1.0, 1.0) if threshold else None,
-        folder=_parse_folder(folder) if folder else None,
+        folder=_folder(folder),
         burst_seconds=_number(burst, "burst_seconds", 0, 10**7) if burst else DEFAULT_BURST_SECONDS,
         max_pixels=request.app.state.settings.max_pixels,
     )
