@@ -89,7 +89,12 @@ def exact_pairs(vectors: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def ann_pairs(
-    vectors: np.ndarray, threshold: float, *, k: int = 16, threads: int | None = None
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    k: int = 16,
+    threads: int | None = None,
+    ef: int | None = None,
 ) -> np.ndarray:
     """Pairs (i < j) with cosine >= threshold among each vector's ``k`` approximate neighbours."""
     from lookalike.native_libs import Index
@@ -103,7 +108,7 @@ def ann_pairs(
     # it proposes is rescored in float32 below, so only recall could suffer (tests hold it)
     index = Index(
         ndim=v.shape[1], metric="cos", dtype="i8", connectivity=16,
-        expansion_add=32, expansion_search=max(32, 2 * count),
+        expansion_add=32, expansion_search=ef or max(32, 2 * count),
     )  # fmt: skip
     workers = threads or os.cpu_count() or 1
     keys = np.arange(n, dtype=np.int64)
