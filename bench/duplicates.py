@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--threshold", type=float, default=0.95)
     ap.add_argument("--k", type=int, default=16, help="neighbours asked per vector")
-    ap.add_argument("--ef", type=int, help="HNSW search expansion (default: 2 x (k + 1))")
+    ap.add_argument("--ef", type=int, help="HNSW search expansion (default: 128)")
     ap.add_argument("--check", type=int, default=20_000, help="exact baseline on this many (0: no)")
     args = ap.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

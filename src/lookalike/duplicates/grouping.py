@@ -108,7 +108,7 @@ def ann_pairs(
     # it proposes is rescored in float32 below, so only recall could suffer (tests hold it)
     index = Index(
         ndim=v.shape[1], metric="cos", dtype="i8", connectivity=16,
-        expansion_add=32, expansion_search=ef or max(32, 2 * count),
+        expansion_add=32, expansion_search=ef or max(128, 2 * count),
     )  # fmt: skip
     workers = threads or os.cpu_count() or 1
     keys = np.arange(n, dtype=np.int64)
