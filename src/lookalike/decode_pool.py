@@ -94,6 +94,15 @@ def _decode_one(
 
 def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once its parent is gone: a parent killed with SIGKILL (``lookalike
+    watch`` stopped the hard way) cannot shut it down, and it would wait on its queue forever."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 @dataclass(eq=False)  # compared and found by identity

@@ -19,12 +19,14 @@ import click
 
 from lookalike.cli import (  # noqa: F401  (each module registers its commands)
     check,
+    duplicates,
     evaluate,
     indexing,
     manage,
     reindexing,
     searching,
     serving,
+    watching,
 )
 from lookalike.cli.app import cli
 from lookalike.cli.options import parse_date, parse_size

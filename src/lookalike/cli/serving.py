@@ -15,8 +15,21 @@ __all__ = ["serve"]
 @cli.command()
 @click.option("--host", help="Address to bind [default: 127.0.0.1].")
 @click.option("--port", type=int, help="Port [default: 8000].")
+@click.option(
+    "--watch",
+    "watch_paths",
+    multiple=True,
+    type=click.Path(),
+    help="Also keep this folder indexed as files change (repeatable; see `lookalike watch`).",
+)
 @settings_options
-def serve(host: str | None, port: int | None, as_json: bool, settings: Settings) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    watch_paths: tuple[str, ...],
+    as_json: bool,
+    settings: Settings,
+) -> None:
     """Serve the web UI and the JSON API (binds 127.0.0.1 unless told otherwise)."""
     try:
         from lookalike.web import serve as run_server
@@ -34,4 +47,4 @@ def serve(host: str | None, port: int | None, as_json: bool, settings: Settings)
         f"then serving on http://{settings.host}:{settings.port} ...",
         err=True,
     )
-    run_server(settings)
+    run_server(settings, watch=watch_paths)

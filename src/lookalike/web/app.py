@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -20,10 +20,15 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.collection import Collection, open_collection
 from lookalike.config import Settings
+from lookalike.watch import PassReport, Watcher, watch_collection
 from lookalike.web.api import package_version, router as api_router
 from lookalike.web.auth import TokenAuth
 from lookalike.web.composed import router as composed_router
 from lookalike.web.docs import install_docs
+from lookalike.web.duplicates import (
+    api_router as duplicates_api_router,
+    page_router as duplicates_page_router,
+)
 from lookalike.web.errors import install_error_handlers
 from lookalike.web.headers import NoSniff
 from lookalike.web.media import Media
@@ -43,9 +48,14 @@ resort)."""
 
 
 def create_app(
-    settings: Settings, *, collection: Collection | None = None, preload: bool = True
+    settings: Settings,
+    *,
+    collection: Collection | None = None,
+    preload: bool = True,
+    watch: Sequence[str] = (),
 ) -> FastAPI:
-    """The ASGI app for ``settings``; run it with uvicorn (``lookalike.web.serve`` does)."""
+    """The ASGI app for ``settings``; run it with uvicorn (``lookalike.web.serve`` does).
+    With ``watch``, those folders are kept indexed while the app runs (``lookalike.watch``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,9 +74,12 @@ def create_app(
             await run_in_threadpool(media.remove_stale_temp_files)
             app.state.collection = opened
             app.state.media = media
+            app.state.watcher = _start_watcher(opened, watch) if watch else None
             log.info("serving collection %s", opened.name)
             yield
         finally:
+            if getattr(app.state, "watcher", None) is not None:
+                await run_in_threadpool(app.state.watcher.stop)
             if owned:
                 await run_in_threadpool(opened.close)
 
@@ -84,6 +97,8 @@ def create_app(
     install_error_handlers(app, render_error)
     app.include_router(api_router)
     app.include_router(search_api_router)
+    app.include_router(duplicates_api_router)
+    app.include_router(duplicates_page_router)
     app.include_router(pages_router)
     app.include_router(composed_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -92,3 +107,12 @@ def create_app(
         app.add_middleware(TokenAuth, token=settings.api_token)
     app.add_middleware(NoSniff)  # added last: the outermost, so every response has it
     return app
+
+
+def _start_watcher(collection: Collection, paths: Sequence[str]) -> Watcher:
+    def on_pass(result: PassReport) -> None:
+        log.info("watch pass: %s", result.to_dict())
+
+    watcher = watch_collection(collection, paths, on_pass=on_pass)
+    watcher.start()
+    return watcher

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Sequence
 
 import uvicorn
 
@@ -25,12 +26,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, watch: Sequence[str] = ()) -> None:
     """Serve the page and the JSON API on ``settings.host``:``settings.port`` until interrupted.
 
     Binds 127.0.0.1 unless the settings say otherwise. Serving beyond this machine
     without ``api_token`` works but is logged as a warning: anyone who can reach the
-    port can then search the collection and read its images.
+    port can then search the collection and read its images. ``watch``: folders the
+    server keeps indexed as files change (``lookalike.watch``), in its own process.
     """
     if not _is_loopback(settings.host) and not settings.api_token:
         log.warning(
@@ -38,7 +40,7 @@ def serve(settings: Settings) -> None:
             "set LOOKALIKE_API_TOKEN to require one",
             settings.host,
         )
-    app = create_app(settings)
+    app = create_app(settings, watch=watch)
     uvicorn.run(
         app,
         host=settings.host,
