@@ -102,6 +102,11 @@ def test_lower_layers_do_not_import_upper_ones() -> None:
             assert models == [], f"{name} imports a model runtime: {models}"
 
 
+#: calls allowed where they do not run in the user's process: a decode worker process ends
+#: itself when its parent was killed (it cannot raise to anyone)
+_ALLOWED_EXITS = {("lookalike.decode_pool", "os._exit")}
+
+
 def test_the_library_never_prints_or_exits() -> None:
     for name, tree in _modules().items():
         if name.startswith("lookalike.cli") or name == "lookalike.__main__":
@@ -117,6 +122,8 @@ def test_the_library_never_prints_or_exits() -> None:
                     if isinstance(func, ast.Attribute)
                     else ""
                 )
+                if (name, called) in _ALLOWED_EXITS:
+                    continue
                 assert called not in ("print", "sys.exit", "exit", "quit", "os._exit"), (
                     f"{name} calls {called}() (line {node.lineno}): raise a typed error instead"
                 )

@@ -39,7 +39,8 @@ def serve(
         ) from exc
     from lookalike.store import open_store
 
-    open_store(settings).close()  # a missing collection: exit 3 now, not a failed start-up
+    # a missing collection: exit 3 now, not a failed start-up (--watch indexes: it may create)
+    open_store(settings, create=bool(watch_paths)).close()
     settings = settings.with_overrides(host=host, port=port)
     # The address is printed by the server once the collection and models are loaded.
     click.echo(

@@ -72,7 +72,7 @@ def watch(
                 f"updated {r.updated}, removed {r.removed}, skipped {len(r.skipped)}"
             )
 
-    with open_collection(settings) as col:
+    with open_collection(settings, create=True) as col:  # watching indexes: it may create
         watcher = watch_collection(
             col, list(paths), debounce_s=debounce, polling=polling, rescan_s=rescan, on_pass=on_pass
         )
