@@ -38,6 +38,7 @@ OPERATIONS = [
     ("GET", "/api/v1/images/{doc_id}/similar"),
     ("GET", "/api/v1/images/{doc_id}/file"),
     ("GET", "/api/v1/images/{doc_id}/thumbnail"),
+    ("GET", "/api/v1/duplicates"),
 ]
 #: operations with parameters or a body that a request can get wrong
 NEGATABLE = {path for _, path in OPERATIONS} - {

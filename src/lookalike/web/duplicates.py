@@ -7,17 +7,19 @@ deletes anything (the CLI's ``--move-to`` does moving, after a dry run).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from lookalike.collection import Collection
 from lookalike.duplicates import DEFAULT_BURST_SECONDS, KINDS, DuplicateGroup, find_duplicates
 from lookalike.errors import QueryError
 from lookalike.web.params import check_known, filters_from_mapping, parse_int
 from lookalike.web.present import API, record_view
+from lookalike.web.schemas import error_responses
 
 __all__ = ["api_router", "page_router"]
 
@@ -27,6 +29,10 @@ PAGE_GROUPS = 20
 
 api_router = APIRouter(prefix=API, tags=["api"])
 page_router = APIRouter(include_in_schema=False)
+
+
+def _known_params(request: Request) -> None:
+    check_known(request.query_params.keys(), PARAMS)
 
 
 def _one(params: Mapping[str, list[str]], name: str) -> str:
@@ -98,10 +104,36 @@ def _group_view(group: DuplicateGroup) -> dict[str, Any]:
     return {**group.to_dict(), "members": members}
 
 
-@api_router.get("/duplicates")
-def duplicates_api(request: Request) -> dict[str, Any]:
+class DuplicatesPage(BaseModel):
+    """One page of duplicate groups; each group's ``members[0]`` is its best copy."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="The offset of the next page; null on the last.")
+    groups: list[dict[str, Any]]
+
+
+@api_router.get(
+    "/duplicates",
+    response_model=DuplicatesPage,
+    responses=error_responses(),
+    dependencies=[Depends(_known_params)],
+)
+def duplicates_api(
+    request: Request,
+    kind: Annotated[Literal["exact", "near", "similar"], Query()] = "near",
+    threshold: Annotated[float | None, Query(ge=-1, le=1, description="Cosine.")] = None,
+    folder: Annotated[str | None, Query(max_length=4096)] = None,
+    burst_seconds: Annotated[float | None, Query(ge=0, le=10**7)] = None,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> dict[str, Any]:
     """Groups of exact copies, near-duplicates or similar shots, biggest first, paged by
-    ``offset`` and ``limit``; each group's first member is its best copy."""
+    ``offset`` and ``limit``; each group's first member is its best copy. (The parameters
+    are read and checked once more with the page's rules, so both answer alike.)"""
     body, _ = _report(request, default_limit=50)
     return body
 

@@ -184,7 +184,8 @@ _BODY_DOC = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": [QUERY_FIELD],
+                    "description": "An uploaded image alone is a query; with the SearchBody "
+                    "JSON in the query field, the image is one positive part of it.",
                     "properties": {
                         QUERY_FIELD: {"type": "string", "description": "SearchBody as JSON."},
                         UPLOAD_FIELD: {"type": "string", "format": "binary"},
