@@ -35,7 +35,7 @@ test: setup browser
 
 # the everyday lane: no subprocess, kill or browser tests (the full suite runs in CI)
 fast: setup
-	$(PY) -m pytest -m "not slow and not browser"
+	$(PY) -m pytest -n 2 -m "not slow and not browser"
 
 # lint, format and types (mypy --strict on src/); CI runs it before the tests
 check: setup

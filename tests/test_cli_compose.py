@@ -117,6 +117,7 @@ def test_csv_export(fams: list[dict[str, Path]], capsys: pytest.CaptureFixture[s
     assert [r["id"] for r in json.loads(json_out)["results"]] == [r["id"] for r in rows]
 
 
+@pytest.mark.slow
 def test_csv_from_a_real_subprocess(fams: list[dict[str, Path]]) -> None:
     result = subprocess.run(
         [

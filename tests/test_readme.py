@@ -112,6 +112,7 @@ def test_readme_blocks_are_marked_or_runnable() -> None:
         assert block.skip is None or len(block.skip) > 20, block  # a skip says why
 
 
+@pytest.mark.slow
 def test_every_readme_block_runs(home: dict[str, str], tmp_path: Path) -> None:
     values = substitutions(home)
     ran = 0

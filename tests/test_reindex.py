@@ -96,6 +96,7 @@ def test_reindex_refuses_what_it_cannot_do(tmp_path: Path, tiny_siglip_dir: Path
         reindex_collection(remote, create_embedder(settings))
 
 
+@pytest.mark.slow
 def test_reindex_resumes_after_kill_9(
     tmp_path: Path, tiny_clip_dir: Path, tiny_multilingual_dir: Path, tiny_siglip_dir: Path
 ) -> None:

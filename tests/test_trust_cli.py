@@ -141,6 +141,7 @@ HOLD_LOCK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_or_waits_and_searches_go_on(
     indexed: list[Path], env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -77,6 +77,7 @@ def test_create_modify_move_delete_each_applied_once(col: Collection, tmp_path: 
     assert all(p.error is None for p in passes.reports)
 
 
+@pytest.mark.slow
 def test_a_burst_of_2000_files_is_indexed_exactly_once(col: Collection, tmp_path: Path) -> None:
     root = tmp_path / "burst"
     root.mkdir()
@@ -153,6 +154,7 @@ def test_the_inotify_limit_says_what_to_raise_then_polls(
     assert "sysctl fs.inotify.max_user_watches=" in caplog.text
 
 
+@pytest.mark.slow
 def test_serve_watch_makes_new_images_searchable(
     tmp_path: Path, tiny_settings: Settings, tiny_embedder
 ) -> None:

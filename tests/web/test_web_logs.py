@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from lookalike.collection import Collection
 from lookalike.web.logs import REDACTED, RedactTokens, redact
@@ -17,6 +18,7 @@ TOKEN = "tok-9f3a7c1e5b2d4a68"
 WRONG = "not-the-token-4242xyz"
 
 
+@pytest.mark.slow
 def test_the_token_in_the_address_never_reaches_the_log(
     own_collection: Collection, tmp_path: Path
 ) -> None:
