@@ -34,6 +34,7 @@ __all__ = [
     "TextGraph",
     "Tokenize",
     "export_text_graph",
+    "file_maker",
     "int8_options",
     "package_version",
     "quantize_int8",
@@ -227,3 +228,24 @@ def _quiet() -> Iterator[None]:
             root.removeFilter(drop)
             if guard is not None:
                 root.removeHandler(guard)
+
+
+def file_maker(
+    export: Callable[[Path], None], files: Mapping[str, str], precision: str
+) -> Callable[[Path], dict[str, Path]]:
+    """The cache's maker for one tower: ``export`` writes the fp32 graph into the temporary
+    folder, then int8 is quantised from it unless ``precision`` is "fp32"; returns the file
+    made, by its name in ``files`` ({"fp32": ..., "int8": ...})."""
+
+    def make(tmp: Path) -> dict[str, Path]:
+        if importlib.util.find_spec("onnx") is None:
+            raise RuntimeError(f"the onnx package is needed to export the model ({INSTALL_HINT})")
+        fp32 = tmp / files["fp32"]
+        export(fp32)
+        if precision == "fp32":
+            return {files["fp32"]: fp32}
+        int8 = tmp / files["int8"]
+        quantize_int8(fp32, int8)
+        return {files["int8"]: int8}
+
+    return make

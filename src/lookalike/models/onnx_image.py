@@ -17,7 +17,6 @@ answers queries, in processes that never load torch.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,8 +25,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookalike.models.onnx_cache import ExportCache, Maker
-from lookalike.models.onnx_export import INSTALL_HINT, _has_dynamo_option, _quiet, quantize_int8
+from lookalike.models.onnx_cache import ExportCache
+from lookalike.models.onnx_export import (
+    _has_dynamo_option,
+    _quiet,
+    file_maker,
+)
 from lookalike.models.onnx_query import QueryImage, probe_image
 from lookalike.models.onnx_record import record_image
 from lookalike.models.vision_fast import min_cosine
@@ -89,7 +92,9 @@ def export_image(
             if rejected:
                 failures.append(rejected)
                 continue
-            make = _maker(vision, projection, precision)
+            make = file_maker(
+                lambda path: export_vision(vision, projection, path), FILES, precision
+            )
             for attempt in range(2):
                 path, cached = cache.ensure(FILES[precision], make)
                 encoder = QueryImage.at(
@@ -118,21 +123,6 @@ def export_image(
 
 def _norms(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {"mean": manifest["mean"], "std": manifest["std"], "rescale": manifest["rescale"]}
-
-
-def _maker(vision: Any, projection: Any, precision: str) -> Maker:
-    def make(tmp: Path) -> dict[str, Path]:
-        if importlib.util.find_spec("onnx") is None:
-            raise RuntimeError(f"the onnx package is needed to export the model ({INSTALL_HINT})")
-        fp32 = tmp / FILES["fp32"]
-        export_vision(vision, projection, fp32)
-        if precision == "fp32":
-            return {FILES["fp32"]: fp32}
-        int8 = tmp / FILES["int8"]
-        quantize_int8(fp32, int8)
-        return {FILES["int8"]: int8}
-
-    return make
 
 
 def export_vision(vision: Any, projection: Any, path: Path) -> None:

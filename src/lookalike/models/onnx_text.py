@@ -25,7 +25,6 @@ its check on a fresh export is noted in the cache, so later starts skip it at on
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -34,16 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.models.onnx_cache import ExportCache, Maker, folder_fingerprint
+from lookalike.models.onnx_cache import ExportCache, folder_fingerprint
 from lookalike.models.onnx_export import (
     INPUTS,
     INSTALL_HINT,
     TextGraph,
     Tokenize,
     export_text_graph,
+    file_maker,
     int8_options,
     package_version,
-    quantize_int8,
 )
 
 __all__ = [
@@ -233,7 +232,7 @@ def _open(
 ) -> OnnxTextEncoder:
     """Load the cached file, or export it; a cached file that will not load is made anew."""
     name = FILES[precision]
-    make = _maker(graph, tokenize, precision)
+    make = file_maker(lambda path: export_text_graph(graph, tokenize, path), FILES, precision)
     path, cached = cache.ensure(name, make)
     try:
         return OnnxTextEncoder(_session(path, threads), tokenize, path, precision, cached)
@@ -259,18 +258,3 @@ def _session(path: Path, threads: int | None) -> Any:
     options.log_severity_level = 4
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def _maker(graph: TextGraph, tokenize: Tokenize, precision: str) -> Maker:
-    def make(tmp: Path) -> dict[str, Path]:
-        if importlib.util.find_spec("onnx") is None:
-            raise RuntimeError(f"the onnx package is needed to export the model ({INSTALL_HINT})")
-        fp32 = tmp / FILES["fp32"]
-        export_text_graph(graph, tokenize, fp32)
-        if precision == "fp32":
-            return {FILES["fp32"]: fp32}
-        int8 = tmp / FILES["int8"]
-        quantize_int8(fp32, int8)
-        return {FILES["int8"]: int8}
-
-    return make
