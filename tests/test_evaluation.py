@@ -254,3 +254,18 @@ def test_cli_eval_with_compare_and_json(
     assert "overall" in out and "other against default" in out
     code, _, err = run(capsys, "eval", str(labels), "--thresholds", "0.2,x")
     assert code == 2 and "thresholds" in err
+
+
+def test_cli_auto_cutoff_keeps_the_hits_above_the_widest_gap(
+    indexed: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "search", "noise", "-k", "9", "--json")
+    assert code == 0
+    scores = [h["score"] for h in json.loads(out)["results"]]
+    code, out, _ = run(capsys, "search", "noise", "-k", "9", "--json", "--auto-cutoff")
+    assert code == 0
+    kept = json.loads(out)["results"]
+    assert [h["score"] for h in kept] == scores[: largest_gap(scores)]
+    assert 1 <= len(kept) <= 9
+    code, out, _ = run(capsys, "similar", str(indexed[0]), "--auto-cutoff", "--json")
+    assert code == 0 and json.loads(out)["results"]

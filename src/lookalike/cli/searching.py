@@ -26,6 +26,14 @@ _REGIONS = click.option(
 )
 
 
+_AUTO_CUTOFF = click.option(
+    "--auto-cutoff",
+    is_flag=True,
+    help="Keep only the hits above the widest drop between consecutive scores (a per-query "
+    "cut instead of one --min-score; `lookalike eval` measures it on your labels).",
+)
+
+
 @cli.command()
 @click.argument("query", required=False)
 @click.option("--like", multiple=True, help="More like this image file or indexed id; repeatable.")
@@ -40,6 +48,7 @@ _REGIONS = click.option(
 )
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout.")
 @_REGIONS
+@_AUTO_CUTOFF
 @filter_options
 @settings_options
 def search(
@@ -50,6 +59,7 @@ def search(
     negative_weight: float,
     as_csv: bool,
     regions: bool,
+    auto_cutoff: bool,
     as_json: bool,
     settings: Settings,
     k: int,
@@ -82,6 +92,7 @@ def search(
                 regions=regions,
             )
         )
+        hits = _cut(hits, auto_cutoff)
         described = describe(parts, negative_weight)
         if set(described) == {"type", "texts"} and len(parts["texts"]) == 1:
             described = {"type": "text", "q": str(query).strip()}
@@ -93,12 +104,14 @@ def search(
 @click.argument("image_or_id")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout.")
 @_REGIONS
+@_AUTO_CUTOFF
 @filter_options
 @settings_options
 def similar(
     image_or_id: str,
     as_csv: bool,
     regions: bool,
+    auto_cutoff: bool,
     as_json: bool,
     settings: Settings,
     k: int,
@@ -123,7 +136,7 @@ def similar(
         else:
             query.ids = [value]
             described = {"type": "similar", "id": value}
-        hits = col.searcher.search(query)
+        hits = _cut(col.searcher.search(query), auto_cutoff)
         out = _Output(as_json, as_csv, col.name, described, k, offset, min_score, filters, started)
         _print_hits(hits, out)
 
@@ -172,3 +185,11 @@ def _print_hits(hits: list[Hit], out: _Output) -> None:
         from lookalike.cli.output import print_hits
 
         print_hits(hits, out.offset)
+
+
+def _cut(hits: list[Hit], auto_cutoff: bool) -> list[Hit]:
+    if not auto_cutoff:
+        return hits
+    from lookalike.cutoff import largest_gap
+
+    return hits[: largest_gap([h.score for h in hits])]
