@@ -371,15 +371,29 @@ class LocalStore(LocalAbilities, Store):
         min_score: float | None = None,
         exclude_ids: Sequence[str] = (),
     ) -> list[Hit]:
-        check_window(k, offset, min_score)
-        model = self.model
-        q = unit_query_vector(vector, model, self.collection)
-        where, params = filter_sql(filters)
-        excluded_ids = self._encode_ids(exclude_ids)
+        model, q, where, params, excluded_ids = self._query(
+            vector, k, offset, min_score, filters, exclude_ids
+        )
         if model is None:
             return []
         knn = LocalKnn(self._db, self._derived(model), selective_limit=self.selective_limit)
         return knn.search(q, int(k), int(offset), where, params, min_score, excluded_ids)
+
+    def _query(
+        self,
+        vector: np.ndarray,
+        k: int,
+        offset: int,
+        min_score: float | None,
+        filters: Filters | None,
+        exclude_ids: Sequence[str],
+    ) -> tuple[ModelInfo | None, np.ndarray, str, list[Any], list[bytes]]:
+        """The checks every search shares (``store.checks``), and its SQL filter pieces."""
+        check_window(k, offset, min_score)
+        model = self.model
+        q = unit_query_vector(vector, model, self.collection)
+        where, params = filter_sql(filters)
+        return model, q, where, params, self._encode_ids(exclude_ids)
 
     # -- regions -----------------------------------------------------------------------
 
@@ -424,11 +438,9 @@ class LocalStore(LocalAbilities, Store):
         min_score: float | None = None,
         exclude_ids: Sequence[str] = (),
     ) -> list[Hit]:
-        check_window(k, offset, min_score)
-        model = self.model
-        q = unit_query_vector(vector, model, self.collection)
-        where, params = filter_sql(filters)
-        excluded = self._encode_ids(exclude_ids)
+        model, q, where, params, excluded = self._query(
+            vector, k, offset, min_score, filters, exclude_ids
+        )
         if model is None:
             return []
         need = int(k) + int(offset)
