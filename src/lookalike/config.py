@@ -71,7 +71,7 @@ class Settings:
     es_cloud_id: str = ""
     es_ca_certs: str = ""
     es_verify_certs: bool = True
-    es_index_options: str = "int8_hnsw"
+    es_index_options: str = "auto"
     es_m: int = 16
     es_ef_construction: int = 100
     es_num_candidates: int = 100

@@ -29,7 +29,7 @@ from lookalike.records import ModelInfo, Record
 from lookalike.store import IndexParams, LocalStore, Store
 
 DIM = int(os.environ.get("LOOKALIKE_TEST_DIM") or 24)
-ES_INDEX_OPTIONS = os.environ.get("LOOKALIKE_TEST_ES_INDEX_OPTIONS") or "int8_hnsw"
+ES_INDEX_OPTIONS = os.environ.get("LOOKALIKE_TEST_ES_INDEX_OPTIONS") or "auto"
 ES_RESCORE = os.environ.get("LOOKALIKE_TEST_ES_RESCORE") or "auto"
 MODEL = ModelInfo(model_id="test/tiny-clip", dim=DIM, preprocess="clip-224-v1")
 

@@ -509,6 +509,55 @@ def test_index_options_that_do_not_fit_the_model_fail_before_creating(
     assert es.wire.requests("PUT", f"/{INDEX}") == []
 
 
+@pytest.mark.parametrize(
+    ("version", "dims", "chosen"),
+    [
+        ("9.1.0", 512, "bbq_hnsw"),  # GA bbq and GA cluster re-scoring: Elastic's own default
+        ("9.4.3", 384, "bbq_hnsw"),
+        ("9.4.3", 383, "int8_hnsw"),  # too few bits per vector to rank by
+        ("9.0.4", 512, "int8_hnsw"),  # knn.rescore_vector is still a technical preview
+        ("8.19.2", 768, "int8_hnsw"),  # bbq is a technical preview on 8.x
+    ],
+)
+def test_the_default_index_options_follow_the_server_and_the_model(
+    es: Harness, version: str, dims: int, chosen: str
+) -> None:
+    model = ModelInfo("m", dims, "clip-224-v1")
+    es.wire.on("GET", "/", (200, info(version)))
+    es.wire.on(
+        "GET", f"/{ALIAS}/_mapping", NOT_FOUND, mapping_answer(model=model, index_type=chosen)
+    )
+    es.wire.on("PUT", f"/{INDEX}", (200, {"acknowledged": True, "index": INDEX}))
+    store = es.open()  # es_index_options left at its default, "auto"
+    store.bind_model(model)
+    sent = es.wire.one("PUT", f"/{INDEX}").json["mappings"]["properties"]["vector"]
+    assert sent["index_options"] == {"type": chosen, "m": 16, "ef_construction": 100}
+    stats_answers(es.wire, (200, {"_shards": {"total": 1}, INDEX: {"fields": {}}}))
+    details = store.stats().details
+    ram = details["ram_projection"]
+    assert ram["this_index"] == chosen
+    assert ram["this_index_bytes_per_dimension"] == project_ram(chosen, dims, 1) / dims
+    assert ram["bytes"][chosen]["100000000"] == project_ram(chosen, dims, 100_000_000)
+    if chosen == "bbq_hnsw":  # re-scored in the cluster against the float vectors
+        assert details["rescoring"] == "cluster"
+        assert details["technical_previews"] == []
+        assert ram["this_index_bytes_per_dimension"] < 0.4
+
+
+def test_auto_index_options_are_resolved_before_any_mapping_is_built() -> None:
+    from lookalike.store.elastic.mapping import IndexOptions
+
+    auto = IndexOptions()
+    assert auto.type == "auto" and auto.oversample is None
+    assert auto.resolved((9, 1, 0), 512).type == "bbq_hnsw"
+    assert auto.resolved((9, 1, 0), 512).oversample == 3.0
+    explicit = IndexOptions("hnsw")
+    assert explicit.resolved((9, 4, 0), 1024) is explicit
+    with pytest.raises(ConfigError, match="resolved") as exc_info:
+        auto.to_mapping()
+    assert exc_info.value.field == "es_index_options"
+
+
 def test_bind_model_refuses_another_model(es: Harness) -> None:
     store = es.bound()
     with pytest.raises(ModelMismatchError) as exc_info:

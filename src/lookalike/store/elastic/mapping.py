@@ -20,7 +20,7 @@ Layout of one document (``_id`` is the record id)::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lookalike.errors import ConfigError
@@ -29,6 +29,9 @@ from lookalike.records import ModelInfo
 __all__ = [
     "FIELDS_META",
     "FIELDS_STATE",
+    "AUTO",
+    "BBQ_DEFAULT_MIN_DIMS",
+    "BBQ_DEFAULT_SINCE",
     "INDEX_OPTION_TYPES",
     "INDEX_PREFIX",
     "MAX_ID_BYTES",
@@ -48,6 +51,14 @@ INDEX_PREFIX = "lookalike-"
 SCHEMA_VERSION = 1
 MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
 BBQ_MIN_DIMS = 64  # DenseVectorFieldMapper.BBQ_MIN_DIMS: bbq_hnsw refuses fewer dimensions
+#: es_index_options "auto" picks bbq_hnsw from this many dimensions on servers where it is
+#: generally available: Elasticsearch's own default for new dense_vector fields from 9.1
+#: (below 384 dimensions one bit per dimension keeps too little to rank by)
+BBQ_DEFAULT_MIN_DIMS = 384
+#: the first version where "auto" chooses bbq_hnsw: BBQ is GA and so is knn.rescore_vector,
+#: which re-scores its candidates against the float vectors in the cluster
+BBQ_DEFAULT_SINCE = (9, 1)
+AUTO = "auto"
 
 #: index_options type -> (first Elasticsearch version that has it, query-time oversample factor)
 INDEX_OPTION_TYPES: dict[str, tuple[tuple[int, int], float | None]] = {
@@ -93,16 +104,20 @@ def concrete_index_name(collection: str) -> str:
 
 @dataclass(frozen=True)
 class IndexOptions:
-    """How the dense_vector field is indexed (es_index_options, es_m, es_ef_construction)."""
+    """How the dense_vector field is indexed (es_index_options, es_m, es_ef_construction).
 
-    type: str = "int8_hnsw"
+    ``type`` "auto" (the default) stands for a choice made when the index is created,
+    once the server's version and the model's dimension are known: see ``resolved``.
+    """
+
+    type: str = AUTO
     m: int = 16
     ef_construction: int = 100
 
     def __post_init__(self) -> None:
-        if self.type not in INDEX_OPTION_TYPES:
+        if self.type != AUTO and self.type not in INDEX_OPTION_TYPES:
             raise ConfigError(
-                f"es_index_options {self.type!r} is not supported: use one of "
+                f"es_index_options {self.type!r} is not supported: use auto or one of "
                 + ", ".join(INDEX_OPTION_TYPES),
                 field="es_index_options",
             )
@@ -114,7 +129,19 @@ class IndexOptions:
                 field="es_ef_construction",
             )
 
+    def resolved(self, version: tuple[int, int, int], dims: int) -> IndexOptions:
+        """The concrete options for a new index: "auto" becomes ``bbq_hnsw`` where it is
+        generally available with cluster-side re-scoring (9.1+) and the vectors have at
+        least 384 dimensions (one bit per dimension, 3x oversampled candidates re-scored
+        against the float vectors), ``int8_hnsw`` elsewhere. Explicit types stay."""
+        if self.type != AUTO:
+            return self
+        bbq = version[:2] >= BBQ_DEFAULT_SINCE and dims >= BBQ_DEFAULT_MIN_DIMS
+        return replace(self, type="bbq_hnsw" if bbq else "int8_hnsw")
+
     def check_server(self, version: tuple[int, int, int]) -> None:
+        if self.type == AUTO:
+            return
         since = INDEX_OPTION_TYPES[self.type][0]
         if version[:2] < since:
             raise ConfigError(
@@ -140,14 +167,20 @@ class IndexOptions:
 
     def preview_on(self, version: tuple[int, int, int]) -> bool:
         """Whether this type is a technical preview on that server version."""
-        until = PREVIEW_UNTIL.get(self.type)
+        until = PREVIEW_UNTIL.get(self.type)  # never for auto: it resolves to a GA type
         return until is not None and version[:2] < until
 
     @property
     def oversample(self) -> float | None:
-        return INDEX_OPTION_TYPES[self.type][1]
+        return INDEX_OPTION_TYPES[self.type][1] if self.type != AUTO else None
 
     def to_mapping(self) -> dict[str, Any]:
+        if self.type == AUTO:
+            raise ConfigError(
+                "es_index_options auto must be resolved against the server and the model "
+                "before an index is created (IndexOptions.resolved)",
+                field="es_index_options",
+            )
         return {"type": self.type, "m": self.m, "ef_construction": self.ef_construction}
 
 

@@ -42,7 +42,7 @@ __all__ = [
     "ram_projection",
 ]
 
-PROJECTION_SIZES = (1_000_000, 10_000_000)
+PROJECTION_SIZES = (1_000_000, 10_000_000, 100_000_000)
 
 #: bytes per dimension of a 512-d int8_hnsw collection (docs/elasticsearch.md, "Sizing"):
 #: steady = vectors, graph, _source and keywords; _recovery_source measured by
@@ -192,12 +192,17 @@ def primaries(body: Mapping[str, Any]) -> dict[str, int]:
 
 
 def ram_projection(dims: int, docs: int, m: int, current: str) -> dict[str, Any]:
-    """RAM wanted for this many vectors, and 1M / 10M, by index_options type."""
+    """RAM wanted for this many vectors, and 1M / 10M / 100M, by index_options type, and
+    per dimension of one vector for the type in use."""
     sizes = sorted({docs, *PROJECTION_SIZES})
+    known = current in INDEX_OPTION_TYPES and dims > 0
     return {
         "formula": "Elastic 'Tune approximate kNN search': vectors by type + graph n*4*m",
         "m": m,
         "this_index": current,
+        "this_index_bytes_per_dimension": (
+            project_ram(current, dims, 1, m) / dims if known else None
+        ),
         "bytes": {
             t: {str(n): project_ram(t, dims, n, m) for n in sizes} for t in INDEX_OPTION_TYPES
         },

@@ -146,9 +146,10 @@ class ElasticStore(Store):
             if self._model is None:
                 self._load()
             if self._model is None:
-                self.options.check_server(self.server_version)
-                self.options.check_dims(model.dim)
-                self._index.create(model, self.options, self.server_version)
+                options = self.options.resolved(self.server_version, model.dim)
+                options.check_server(self.server_version)
+                options.check_dims(model.dim)
+                self._index.create(model, options, self.server_version)
                 self._load()
             current = self._model
         if current is None:
@@ -316,7 +317,9 @@ class ElasticStore(Store):
     def _index_type(self) -> str:
         # The index's own options count: they outlive later changes of the settings.
         vector = (self._mapping.get("properties") or {}).get("vector") or {}
-        return str((vector.get("index_options") or {}).get("type", self.options.type))
+        dims = self._model.dim if self._model is not None else 0
+        default = self.options.resolved(self.server_version, dims).type
+        return str((vector.get("index_options") or {}).get("type", default))
 
     def _run(self, plan: KnnPlan) -> list[Hit]:
         self._refresh_if_dirty()
