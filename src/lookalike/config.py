@@ -37,6 +37,10 @@ _ALIASES = {
 _COLLECTION_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
+#: how a local collection stores its vectors (fixed when the collection is created)
+VECTOR_PRECISIONS = ("float32", "float16")
+
+
 def default_home() -> Path:
     """Per-user data folder: $XDG_DATA_HOME/lookalike or ~/.local/share/lookalike."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -50,6 +54,8 @@ class Settings:
     collection: str = "default"
     # "local" (embedded, the default) or an Elasticsearch URL such as https://host:9200
     store: str = "local"
+    # how a new local collection stores each vector: float32 (exact) or float16 (half the disk)
+    vector_precision: str = "float32"
     # models: a preset name (``lookalike models --available``), a Hugging Face name or a folder
     image_model: str = DEFAULT_IMAGE_MODEL
     text_model: str = DEFAULT_TEXT_MODEL
@@ -95,6 +101,12 @@ class Settings:
         for name in ("batch_size", "max_pixels", "max_upload_bytes", "es_num_candidates"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number", field=name)
+        if self.vector_precision not in VECTOR_PRECISIONS:
+            raise ConfigError(
+                f"vector_precision {self.vector_precision!r} is not one of "
+                + ", ".join(VECTOR_PRECISIONS),
+                field="vector_precision",
+            )
         if self.decode_workers < 0:
             raise ConfigError("decode_workers must be 0 (auto) or more", field="decode_workers")
         if not 0 < self.port < 65536:

@@ -127,7 +127,9 @@ def reindex_collection(
                 report.total = live.count()
                 report.seconds = time.perf_counter() - started
                 return report
-            shadow, report.restarted = _open_shadow(shadow_dir, settings.collection, info)
+            shadow, report.restarted = _open_shadow(
+                shadow_dir, settings.collection, info, live.vector_precision
+            )
             try:
                 _fill(live, shadow, embedder, settings, report, say)
                 shadow.flush()
@@ -152,8 +154,11 @@ def _clear_leftovers(live_dir: Path, shadow_dir: Path) -> None:
         shutil.rmtree(shadow_dir)
 
 
-def _open_shadow(folder: Path, name: str, info: ModelInfo) -> tuple[LocalStore, bool]:
-    """The shadow store for ``info`` (resumed when it was being filled for that model)."""
+def _open_shadow(
+    folder: Path, name: str, info: ModelInfo, precision: str
+) -> tuple[LocalStore, bool]:
+    """The shadow store for ``info`` (resumed when it was being filled for that model),
+    storing vectors in the live collection's ``precision``."""
     restarted = False
     marker = folder / MARKER
     if marker.is_file():
@@ -169,7 +174,7 @@ def _open_shadow(folder: Path, name: str, info: ModelInfo) -> tuple[LocalStore, 
         tmp = folder / (MARKER + ".tmp")
         tmp.write_text(json.dumps(info.to_dict()), encoding="utf-8")
         os.replace(tmp, marker)
-    shadow = LocalStore(folder, name)
+    shadow = LocalStore(folder, name, vector_precision=precision)
     shadow.bind_model(info)
     return shadow, restarted
 

@@ -37,7 +37,12 @@ def open_store(settings: Settings, *, create: bool = False) -> Store:
     if settings.is_local_store:
         if not create and not (settings.collection_dir / DB_FILENAME).exists():
             raise _not_found(settings)
-        return LocalStore(settings.collection_dir, settings.collection, create=create)
+        return LocalStore(
+            settings.collection_dir,
+            settings.collection,
+            create=create,
+            vector_precision=settings.vector_precision,
+        )
     from lookalike.store.elastic.store import ElasticStore
 
     store: Store = ElasticStore.from_settings(settings)

@@ -27,7 +27,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.store.base import DamagedDocument, StoreCheck
 from lookalike.store.local.db import Database, decode_text
-from lookalike.store.local.rows import damaged_rows
+from lookalike.store.local.rows import damaged_rows, is_vector_blob
 from lookalike.store.vectorindex.ann_file import AnnFiles
 
 if TYPE_CHECKING:
@@ -145,14 +145,14 @@ def _vectors(
                 break
             last = int(rows[-1][0])
             seen += len(rows)
-            present = [r for r in rows if r[5] is not None and len(r[5]) == dim * 4]
+            present = [r for r in rows if is_vector_blob(r[5], dim)]
             failing = damaged_rows([r[5] for r in present], [r[6] for r in present])
             bad = {id(present[i]) for i in failing}
             for r in rows:
                 reason = (
                     "no stored vector" if r[5] is None
-                    else f"stored vector is {len(r[5])} bytes, not {dim * 4}"
-                    if len(r[5]) != dim * 4
+                    else f"stored vector is {len(r[5])} bytes, not {dim * 4} (or {dim * 2})"
+                    if not is_vector_blob(r[5], dim)
                     else "stored vector fails its checksum" if id(r) in bad
                     else None
                 )  # fmt: skip

@@ -24,6 +24,7 @@ __all__ = [
     "damaged_rows",
     "filter_sql",
     "hit_from_row",
+    "is_vector_blob",
     "prepare_records",
     "vector_blobs",
     "record_from_row",
@@ -121,13 +122,39 @@ def hit_from_row(row: sqlite3.Row | tuple[Any, ...], score: float) -> Hit:
 
 
 def vectors_from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    """float32 rows from stored vectors: little-endian float32 (``dim * 4`` bytes) or, in a
+    collection created with ``vector_precision = float16``, float16 (``dim * 2`` bytes),
+    re-normalised after widening. A collection may hold both (a row keeps the precision it
+    was written with), so the length of each blob says how to read it."""
     joined = b"".join(blobs)
-    if len(joined) != len(blobs) * dim * 4:
-        raise StoreError(
-            f"the collection database holds a vector that is not {dim} float32 values; "
-            "the file is damaged: run `lookalike check --repair` on the collection"
-        )
-    return np.frombuffer(joined, dtype="<f4").reshape(len(blobs), dim)
+    if len(joined) == len(blobs) * dim * 4:
+        return np.frombuffer(joined, dtype="<f4").reshape(len(blobs), dim)
+    if len(joined) == len(blobs) * dim * 2 and all(len(b) == dim * 2 for b in blobs):
+        return _widen(np.frombuffer(joined, dtype="<f2").reshape(len(blobs), dim))
+    out = np.empty((len(blobs), dim), dtype=np.float32)
+    for i, blob in enumerate(blobs):
+        if len(blob) == dim * 4:
+            out[i] = np.frombuffer(blob, dtype="<f4")
+        elif len(blob) == dim * 2:
+            out[i] = _widen(np.frombuffer(blob, dtype="<f2").reshape(1, dim))[0]
+        else:
+            raise StoreError(
+                f"the collection database holds a vector that is not {dim} float32 or float16 "
+                "values; the file is damaged: run `lookalike check --repair` on the collection"
+            )
+    return out
+
+
+def _widen(half: np.ndarray) -> np.ndarray:
+    wide = half.astype(np.float32)
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)
+    np.divide(wide, norms, out=wide, where=norms > 0)
+    return wide
+
+
+def is_vector_blob(blob: object, dim: int) -> bool:
+    """A stored vector of the right length, in either precision."""
+    return isinstance(blob, bytes) and len(blob) in (dim * 4, dim * 2)
 
 
 def _text(value: Any, name: str, rec_id: str) -> str:
@@ -172,8 +199,9 @@ def _as_vector(vector: Any, model: ModelInfo, rec_id: str, collection: str) -> n
     return v
 
 
-def vector_blobs(matrix: np.ndarray, ids: Sequence[str]) -> list[bytes]:
-    """Rows of ``matrix`` as little-endian float32 bytes, L2-normalised (checked in one go)."""
+def vector_blobs(matrix: np.ndarray, ids: Sequence[str], precision: str = "float32") -> list[bytes]:
+    """Rows of ``matrix`` as little-endian float32 (or float16) bytes, L2-normalised
+    (checked in one go)."""
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():
         bad = ids[int(np.argmin(finite))]
@@ -186,7 +214,7 @@ def vector_blobs(matrix: np.ndarray, ids: Sequence[str]) -> list[bytes]:
     if off.any():
         matrix = matrix.copy()
         matrix[off] = (matrix[off] / norms[off, None]).astype(np.float32)
-    data = np.ascontiguousarray(matrix, dtype="<f4")
+    data = np.ascontiguousarray(matrix, dtype="<f2" if precision == "float16" else "<f4")
     return [row.tobytes() for row in data]
 
 
@@ -218,7 +246,7 @@ def _metadata(rec: Any) -> tuple[Any, ...]:
 
 
 def prepare_records(
-    records: Sequence[Any], model: ModelInfo, collection: str
+    records: Sequence[Any], model: ModelInfo, collection: str, precision: str = "float32"
 ) -> list[tuple[Any, ...]]:
     """Validated rows (id, path, root, relpath, format, size, mtime, sha256, width, height,
     vector bytes, vector CRC-32) ready to bind; raises StoreError / ModelMismatchError
@@ -228,7 +256,7 @@ def prepare_records(
     vectors = [
         _as_vector(getattr(rec, "vector", None), model, rec.id, collection) for rec in records
     ]
-    blobs = vector_blobs(np.stack(vectors), ids)
+    blobs = vector_blobs(np.stack(vectors), ids, precision)
     return [(*row, blob, zlib.crc32(blob)) for row, blob in zip(rows, blobs, strict=True)]
 
 

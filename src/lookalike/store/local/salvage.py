@@ -25,6 +25,7 @@ from typing import Any
 
 from lookalike.store.base import DamagedDocument
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text
+from lookalike.store.local.rows import is_vector_blob
 
 __all__ = ["Salvaged", "salvage_database"]
 
@@ -80,6 +81,9 @@ def salvage_database(folder: Path, collection: str, *, dim: int) -> Salvaged:
             model = _one(old, "SELECT value FROM meta WHERE key = 'model'", ())
             if model is not None:  # (a new file gets a new uuid: no saved index matches it)
                 w.execute("INSERT INTO meta VALUES ('model', ?)", model)
+            precision = _one(old, "SELECT value FROM meta WHERE key = 'vector_precision'", ())
+            if precision is not None:  # rows keep their bytes; new ones follow the collection
+                w.execute("INSERT INTO meta VALUES ('vector_precision', ?)", precision)
             top = _max_key(old)
             for key in range(1, top + 1):
                 doc = _one(old, _DOC_SQL, (key,))
@@ -91,7 +95,7 @@ def salvage_database(folder: Path, collection: str, *, dim: int) -> Salvaged:
                 root = decode_text(doc[3])
                 out.roots.add(root)
                 blob, crc = vec if vec is not None else (None, None)
-                if blob is None or len(blob) != dim * 4 or zlib.crc32(blob) != crc:
+                if not is_vector_blob(blob, dim) or zlib.crc32(blob) != crc:
                     out.damaged.append(
                         DamagedDocument(
                             decode_text(doc[1]),

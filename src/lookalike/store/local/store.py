@@ -92,8 +92,14 @@ class LocalStore(LocalAbilities, Store):
         busy_timeout_s: float = 30.0,
         create: bool = True,
         readonly: bool | None = None,
+        vector_precision: str = "float32",
     ) -> None:
         self.collection = collection
+        if vector_precision not in ("float32", "float16"):
+            raise StoreError(
+                f"vector_precision must be float32 or float16, not {vector_precision!r}"
+            )
+        self._new_precision = vector_precision
         self.folder = Path(folder)
         self.selective_limit = selective_limit
         params = index_params or IndexParams()
@@ -122,6 +128,7 @@ class LocalStore(LocalAbilities, Store):
                 "the vector index is rebuilt in memory and not saved", collection, self.folder,
             )  # fmt: skip
         self._model: ModelInfo | None = None
+        self._precision: str | None = None
         self._index: DerivedIndex | None = None
         self._regions: RegionMatrix | None = None
         self._lock = threading.Lock()
@@ -169,6 +176,10 @@ class LocalStore(LocalAbilities, Store):
             row = conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('model', ?)", (json.dumps(model.to_dict()),))
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('vector_precision', ?)",
+                    (self._new_precision,),
+                )
                 current = model
             else:
                 current = self._parse_model(row[0])
@@ -182,6 +193,15 @@ class LocalStore(LocalAbilities, Store):
                 f"(`lookalike drop --collection {self.collection}`) and index again"
             )
         self._model = current
+
+    @property
+    def vector_precision(self) -> str:
+        """How this collection stores its vectors: chosen when its model was first bound
+        (``vector_precision`` setting), float32 for collections made before it existed."""
+        if self._precision is None:
+            found = self._db.get_meta("vector_precision") or "float32"
+            self._precision = found if found in ("float32", "float16") else "float32"
+        return self._precision
 
     def _require_model(self) -> ModelInfo:
         model = self.model
@@ -202,7 +222,11 @@ class LocalStore(LocalAbilities, Store):
         latest: dict[bytes, tuple[Any, ...]] = {}
         tiles: dict[bytes, Record] = {}
         # validate everything before touching the database
-        for rec, row in zip(records, prepare_records(records, model, self.collection), strict=True):
+        for rec, row in zip(
+            records,
+            prepare_records(records, model, self.collection, self.vector_precision),
+            strict=True,
+        ):
             latest.pop(row[0], None)
             latest[row[0]] = row  # the last occurrence of an id wins
             tiles[row[0]] = rec
@@ -562,6 +586,7 @@ class LocalStore(LocalAbilities, Store):
                 "exact_threshold": self.index_params.exact_threshold,
                 "seq": head,
                 "schema_version": self._db.schema_version,
+                "vector_precision": self.vector_precision,
                 "regions": self._region_details(int(documents)),
             },
         )
