@@ -1,6 +1,9 @@
 """Benchmark the embedded store: insert, index build, open, query latency and recall.
 
     python -P bench/search.py [--n 100000] [--data manifold|isotropic] [--queries 300] ...
+    python -P bench/search.py --compare 1000000,10000000 --baseline-src OLD/src
+
+The second form prints the old and new structures side by side (bench/compare_structures.py).
 
 Synthetic unit vectors go through ``LocalStore`` exactly as the indexer would put
 them. Two kinds of data (``--data``):
@@ -159,18 +162,16 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--batch", type=int, default=1000, help="records per upsert")
     ap.add_argument("--folders", type=int, default=200)
-    defaults = IndexParams()
-    ap.add_argument("--dtype", default=defaults.dtype, help="HNSW storage: i8, bf16, f16, f32")
-    ap.add_argument("--connectivity", type=int, default=defaults.connectivity)
-    ap.add_argument("--expansion-add", type=int, default=defaults.expansion_add)
-    ap.add_argument(
-        "--expansion-search", type=int, default=defaults.expansion_search, help="default: auto"
-    )
-    ap.add_argument("--overfetch", type=int, default=defaults.overfetch)
+    # index parameters: only those given are passed, so the same script also runs
+    # against the previous version's code (--baseline-src), with its own defaults
+    ap.add_argument("--dtype", help="graph codes: b1, i8, bf16, f16, f32 (default: the store's)")
+    ap.add_argument("--connectivity", type=int)
+    ap.add_argument("--expansion-add", type=int)
+    ap.add_argument("--expansion-search", type=int, help="default: grows with the index")
+    ap.add_argument("--overfetch", type=int, help="candidates rescored per wanted hit")
     ap.add_argument(
         "--overfetch-cap",
         type=int,
-        default=defaults.overfetch_cap,
         help="wanted hits that get --overfetch candidates each (past them, one each)",
     )
     ap.add_argument("--threshold", type=int, default=20_000, help="exact below this many docs")
@@ -183,29 +184,60 @@ def main() -> None:
         "inserting and building again",
     )
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ap.add_argument(
+        "--skip-filters", action="store_true", help="leave out the filtered-query latencies"
+    )
+    ap.add_argument(
+        "--compare",
+        metavar="SIZES",
+        help="comma-separated sizes (e.g. 1000000,10000000): run this script for each size in "
+        "subprocesses, with this checkout's code and with --baseline-src, and print old and new "
+        "side by side (see bench/compare_structures.py)",
+    )
+    ap.add_argument("--baseline-src", type=Path, help="the previous version's src folder")
+    ap.add_argument(
+        "--old-max-n",
+        type=int,
+        default=1_000_000,
+        help="with --compare: sizes above this are projected for the old structure from its "
+        "largest measured size instead of built (a 10M int8 graph takes hours here)",
+    )
     args = ap.parse_args()
+    if args.compare:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            "compare_structures", Path(__file__).with_name("compare_structures.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.compare(args)
+        return
 
     model = ModelInfo(MODEL.model_id, args.dim, MODEL.preprocess)
-    params = IndexParams(
-        dtype=args.dtype,
-        connectivity=args.connectivity,
-        expansion_add=args.expansion_add,
-        expansion_search=args.expansion_search,
-        overfetch=args.overfetch,
-        overfetch_cap=args.overfetch_cap,
-    )
+    given = {
+        "dtype": args.dtype,
+        "connectivity": args.connectivity,
+        "expansion_add": args.expansion_add,
+        "expansion_search": args.expansion_search,
+        "overfetch": args.overfetch,
+        "overfetch_cap": args.overfetch_cap,
+    }
+    params = IndexParams(**{k: v for k, v in given.items() if v is not None})
     base = args.folder or Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
     folder = base / "collection"
     reuse = args.reuse and (folder / "store.db").is_file()
     if folder.exists() and not reuse:
         shutil.rmtree(folder)
+    resolved = params.resolved(args.dim) if hasattr(params, "resolved") else params
     fig: dict[str, Any] = {
         "n": args.n,
         "dim": args.dim,
-        "dtype": args.dtype,
-        "M": args.connectivity,
-        "ef_search": params.ef_for(args.n),
-        "overfetch": args.overfetch,
+        "dtype": resolved.dtype,
+        "M": resolved.connectivity,
+        "ef_search": resolved.ef_for(args.n),
+        "overfetch": resolved.overfetch,
     }
 
     def open_store() -> LocalStore:
@@ -277,7 +309,7 @@ def main() -> None:
         "folder": Filters(folder="/bench/f0007"),  # 1 / folders
         "size_range": Filters(min_size=1_000_000, max_size=1_300_000),  # about 3 %
     }
-    for name, f in filters.items():
+    for name, f in filters.items() if not args.skip_filters else ():
         count = store.count(f)
         p50, p99, _ = latencies(lambda q, f=f: store.knn(q, args.k, filters=f), queries[:100])
         fig[f"filter_{name}_p50_ms"] = p50
@@ -287,13 +319,17 @@ def main() -> None:
     stats = store.stats()
     cells = args.n * args.dim
     fig["db_bytes_per_dim"] = stats.details["db_bytes"] / cells
-    for suffix, label in ((".usearch", "hnsw"), (".f32", "rescore_vectors")):
-        size = sum(p.stat().st_size for p in folder.glob(f"ann-*{suffix}"))
-        fig[f"{label}_bytes_per_dim"] = size / cells
+    graph = sum(p.stat().st_size for p in folder.glob("ann-*.usearch"))
+    saved = sum(p.stat().st_size for p in folder.glob("ann-*"))
+    fig["graph_bytes_per_dim"] = graph / cells  # the HNSW and its codes (mapped)
+    fig["saved_copies_bytes_per_dim"] = (saved - graph) / cells  # e.g. the old .f32 file
     fig["disk_bytes_per_dim"] = stats.index_bytes / cells
     mem = memory_mb()
     fig["rss_mb"], fig["peak_rss_mb"] = mem["rss"], mem["peak"]
     fig["store_private_mb"] = mem["anon"] - mem_before["anon"]
+    # what search keeps resident: the graph and what the store holds privately (the delta,
+    # the removed set); rescoring reads a few candidate rows per query through the page cache
+    fig["search_ram_bytes_per_dim"] = (graph + max(0.0, fig["store_private_mb"]) * 2**20) / cells
     fig["store_mapped_files_mb"] = mem["file"] - mem_before["file"]
     fig["numpy_data_mb"] = data.nbytes / 2**20
     store.close()
