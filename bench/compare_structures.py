@@ -8,6 +8,11 @@ an int8 graph plus a float32 rescoring file beside the float32 database). Sizes 
 2 cores and 46+ GB of disk); its figures there are projections from its largest
 measured size, labelled as such: disk and RAM per dimension stay constant per vector,
 build time grows as n log n, latency and recall are not projected.
+
+Every measurement is kept in ``--folder`` (``DATA-new-N.json``), and with ``--time-limit``
+a run stops when its time is up (exit status 3) keeping its collection, so one long
+comparison can be split into several runs under the shared CPU lock: run the same
+command again until it prints the table.
 """
 
 from __future__ import annotations
@@ -45,14 +50,24 @@ ROWS = (
 )
 
 
-def _run(args: argparse.Namespace, src: Path, n: int, folder: Path) -> dict[str, Any]:
+def _run(args: argparse.Namespace, src: Path, n: int, folder: Path) -> dict[str, Any] | None:
+    """The figures of one structure at one size; None when the run's --time-limit passed
+    first (what it did is kept in ``folder``: the next run continues)."""
     script = Path(__file__).with_name("search.py")
-    cmd = [sys.executable, "-P", str(script), "--n", str(n), "--data", args.data]
+    cmd = [sys.executable, "-P", str(script), "--n", str(n), "--data", args.data, "--resume"]
     cmd += ["--queries", str(args.queries), "--k", str(args.k), "--json", "--skip-filters"]
     cmd += ["--folder", str(folder)]
+    if args.time_limit:
+        cmd += ["--time-limit", str(args.time_limit)]
+    if args.checkpoint_every and src.resolve() != Path(args.baseline_src).resolve():
+        cmd += ["--checkpoint-every", str(args.checkpoint_every)]
     env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode == 3:
+        return None
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 
 
@@ -85,14 +100,21 @@ def compare(args: argparse.Namespace) -> None:
                 assert old_measured is not None, "measure the old structure at a smaller size"
                 results[n][name] = _project(old_measured, n)
                 continue
-            folder = work / f"{name}-{n}"
-            try:
-                results[n][name] = _run(args, src, n, folder)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+            saved = work / f"{args.data}-{name}-{n}.json"  # measured by an earlier run
+            if saved.is_file():
+                results[n][name] = json.loads(saved.read_text())
+            else:
+                figures = _run(args, src, n, work / f"{args.data}-{name}-{n}")
+                if figures is None:
+                    print(f"{name} at n={n:,}: out of time; run the same command again to "
+                          "continue", file=sys.stderr)  # fmt: skip
+                    raise SystemExit(3)
+                saved.write_text(json.dumps(figures))
+                shutil.rmtree(work / f"{args.data}-{name}-{n}", ignore_errors=True)
+                results[n][name] = figures
+                print(f"# measured {name} at n={n:,}", file=sys.stderr, flush=True)
             if name == "old":
                 old_measured = results[n][name]
-            print(f"# measured {name} at n={n:,}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({str(n): r for n, r in results.items()}))
         return

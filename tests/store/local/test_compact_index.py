@@ -1,4 +1,4 @@
-"""The compact derived index (issue 18): a graph of sign-bit codes from 128 dimensions,
+"""The compact derived index (issue 18): a graph of sign-bit codes from 384 dimensions,
 every candidate rescored from the float32 vectors in store.db (no copy beside the graph),
 build checkpoints a killed build continues from, and what ``stats`` reports about it."""
 
@@ -17,12 +17,12 @@ from lookalike.records import ModelInfo, Record
 from lookalike.store import IndexParams, LocalStore
 
 Records = Callable[..., list[Record]]
-WIDE = 128  # the b1 codes start here (vectorindex.types.B1_MIN_DIM)
+WIDE = 384  # the b1 codes start here (vectorindex.types.B1_MIN_DIM)
 ALWAYS_MERGE = IndexParams(merge_min=0, merge_fraction=0.0)
 
 
 def clustered_records(records_factory: Records, n: int, seed: int) -> list[Record]:
-    """``n`` records whose 128-d vectors lie near a 16-d space, in 20 clusters, with 20 %
+    """``n`` records whose 384-d vectors lie near a 16-d space, in 20 clusters, with 20 %
     noise: the low intrinsic dimension of image embeddings (bench/search.py's manifold)."""
     recs = records_factory(n, seed=seed, dim=WIDE)
     rng = np.random.default_rng(seed)
@@ -59,7 +59,7 @@ def test_a_wide_collection_saves_a_b1_graph_alone_and_scores_exactly(
     assert sorted(p.suffix for p in folder.glob("ann-*")) == [".json", ".usearch"]
     (stamp,) = (json.loads(p.read_text()) for p in folder.glob("ann-*.json"))
     assert (stamp["dtype"], stamp["format"], stamp["partial_upto"]) == ("b1", 4, 0)
-    # 128 bits a vector: the graph file is far smaller than the vectors (512 B each)
+    # 384 bits a vector: the graph file is far smaller than the vectors (1,536 B each)
     (graph,) = folder.glob("ann-*.usearch")
     assert graph.stat().st_size < 1500 * WIDE * 4 / 3
     store.close()
@@ -84,7 +84,7 @@ def test_a_wide_collection_saves_a_b1_graph_alone_and_scores_exactly(
 def test_a_narrow_collection_keeps_int8_codes(
     tmp_path: Path, records_factory: Records, model_info: ModelInfo
 ) -> None:
-    """24 sign bits take too few values to rank by: below 128 dimensions, int8."""
+    """24 sign bits take too few values to rank by: below 384 dimensions, int8."""
     store = LocalStore(tmp_path / "c", "c", exact_threshold=0, index_params=ALWAYS_MERGE)
     store.bind_model(model_info)
     store.upsert(records_factory(200, seed=1))

@@ -3,7 +3,7 @@ projected to larger collections (``lookalike stats``).
 
 Search keeps resident the derived index only: below ``exact_threshold`` documents a
 float32 matrix of every vector; from it on the HNSW graph with its codes (one sign bit
-per dimension from 128 dimensions, memory-mapped from its saved file) and the small
+per dimension from 384 dimensions, memory-mapped from its saved file) and the small
 float32 delta of vectors added since it was saved. The vectors themselves stay in
 ``store.db`` and each search reads its few hundred candidates from there through the
 page cache (shared and reclaimable, not counted). Disk is everything in the folder

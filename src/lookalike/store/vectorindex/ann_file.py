@@ -4,7 +4,7 @@ Each save writes two immutable files, first under temporary names, fsynced, then
 renamed into place::
 
     ann-<seq>-<token>.usearch   the usearch HNSW graph and its codes (one sign bit per
-                                dimension, ``b1``, for 128 dimensions and more)
+                                dimension, ``b1``, for 384 dimensions and more)
     ann-<seq>-<token>.json      the stamp: the change-log seq the index reflects, the
                                 database it belongs to, the storage kind, size and CRC-32
 

@@ -3,7 +3,7 @@
 Shape (the same code serves small and large collections)::
 
     base    an HNSW graph (usearch) of compact codes: one sign bit per dimension (b1)
-            from 128 dimensions, int8 below; memory-mapped from a saved file
+            from 384 dimensions, int8 below; memory-mapped from a saved file
             (``ann_file``); None when small
     delta   the vectors added since the base was made, in one float32 matrix
             searched exactly (for a small collection: every vector)

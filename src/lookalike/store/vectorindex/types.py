@@ -40,9 +40,10 @@ class VectorSource(Protocol):
         ...
 
 
-#: dimensions from which the graph holds one sign bit per dimension (``b1``); below it the
+#: dimensions from which the graph holds one sign bit per dimension (``b1``; Elasticsearch
+#: makes bbq its default from 384 too); below it the
 #: codes are too coarse to rank (24 bits take a few dozen values) and int8 is used
-B1_MIN_DIM = 128
+B1_MIN_DIM = 384
 
 
 def encode(vectors: np.ndarray, dtype: str) -> np.ndarray:
