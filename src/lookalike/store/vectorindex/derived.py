@@ -250,7 +250,7 @@ class DerivedIndex:
         for keys, vecs in src.iter_vectors(_BATCH, after=upto):
             _add(index, keys, vecs, self.params.dtype)
             since += len(keys)
-            if since >= self.params.checkpoint_every and self.saves:
+            if since >= self.params.checkpoint_every and self.saves and len(index) < live:
                 self._checkpoint(index, head, int(keys[-1]))
                 since = 0
         self._check_count(len(index), live)
