@@ -33,10 +33,8 @@ _META_ESTIMATE = 750
 def graph_bytes_per_vector(dim: int, kind: str, connectivity: int) -> int:
     """An HNSW node in usearch: its code, 2M base-layer links of 4 bytes, key and level
     overhead (measured at 512-d, M=10: b1 165 bytes, int8 613 bytes)."""
-    code = -(-dim // 8) if kind == "b1" else dim if kind == "i8" else dim * 2
-    if kind == "f32":
-        code = dim * 4
-    return code + 8 * connectivity + 24
+    per_dim = {"b1": 1 / 8, "i8": 1, "f16": 2, "bf16": 2, "f32": 4}.get(kind, 4)
+    return int(-(-dim * per_dim // 1)) + 8 * connectivity + 24
 
 
 def footprint(

@@ -34,6 +34,7 @@ import numpy as np
 
 from lookalike.errors import StoreDamagedError
 from lookalike.store.vectorindex.ann_file import AnnFiles, Base, graph_ndim
+from lookalike.store.vectorindex.build import GraphBuilder, add_codes
 from lookalike.store.vectorindex.exact_matrix import ExactMatrix, dot_rows
 from lookalike.store.vectorindex.types import (
     Candidates,
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 
 _FILE_CHECK_INTERVAL_S = 5.0
 _BATCH = 10_000
-_SMALL_GRAPH = 20_000
 
 
 @dataclass
@@ -109,13 +109,6 @@ def codes_match(base: Base, keys: np.ndarray, vecs: np.ndarray, dtype: str) -> b
     norms = np.linalg.norm(got, axis=1) * np.linalg.norm(vecs, axis=1)
     cos = np.einsum("ij,ij->i", got, vecs) / np.maximum(norms, 1e-12)
     return bool((cos >= 0.99).all())
-
-
-def _add(index: Index, keys: np.ndarray, vecs: np.ndarray, dtype: str) -> None:
-    # Concurrent insertion into a small graph now and then leaves a node unreachable
-    # (measured: 1 build in 30 of 300 vectors); one thread until the graph is larger.
-    threads = 1 if len(index) + len(keys) < _SMALL_GRAPH else 0
-    index.add(keys.astype(np.uint64), encode(vecs, dtype), threads=threads)
 
 
 class DerivedIndex:
@@ -237,58 +230,18 @@ class DerivedIndex:
         return st
 
     def _rebuild_in_snapshot(self, head: int) -> _State:
-        """Build the graph from every vector (inside a snapshot at ``head``), continuing
-        from the newest build checkpoint when there is one, and saving a checkpoint every
-        ``checkpoint_every`` vectors, so that a killed build loses at most that much."""
-        src = self._source
-        live = src.count()
-        resumed, upto = self._resume_checkpoint(head)
-        if resumed is None:
-            log.info("building the vector index of %s from the database", self.files.folder)
-        index = resumed if resumed is not None else self._new_index(live)
-        since = 0
-        for keys, vecs in src.iter_vectors(_BATCH, after=upto):
-            _add(index, keys, vecs, self.params.dtype)
-            since += len(keys)
-            if since >= self.params.checkpoint_every and self.saves and len(index) < live:
-                self._checkpoint(index, head, int(keys[-1]))
-                since = 0
+        """Build the graph from every vector (inside a snapshot at ``head``), continuing a
+        killed build from its last checkpoint (``build``)."""
+        live = self._source.count()
+        builder = GraphBuilder(
+            self.files, self._source, self.params, dim=self._dim, db_uuid=self._uuid,
+            saves=self.saves, verify=self._verify, new_index=self._new_index,
+        )  # fmt: skip
+        index, resumed = builder.build(head, live)
         self._check_count(len(index), live)
         self._full_builds += 1
-        self._origin = "resumed" if upto else "rebuilt"
+        self._origin = "resumed" if resumed else "rebuilt"
         return _State(self._dim, seq=head, base=Base(index=index, seq=head))
-
-    def _resume_checkpoint(self, head: int) -> tuple[Index | None, int]:
-        """(a private copy of the newest valid build checkpoint with the keys deleted since
-        removed, the last key it holds), or (None, 0)."""
-        ck = self.files.load_newest(
-            db_uuid=self._uuid, dim=self._dim, dtype=self.params.dtype, max_seq=head,
-            verify=self._verify, partial=True,
-        )  # fmt: skip
-        if ck is None or ck.stamp is None:
-            return None, 0
-        upto = ck.stamp.partial_upto
-        log.info("continuing the build of the vector index of %s after key %d (%d vectors "
-                 "done)", self.files.folder, upto, len(ck))  # fmt: skip
-        index = ck.index.copy()
-        ck.release()
-        gone = [k for _s, k, op in self._source.changes(ck.seq) if op == "D" and k <= upto]
-        gone = [k for k in gone if index.contains(k)]
-        if gone:
-            index.remove(np.array(gone, dtype=np.uint64))
-        return index, upto
-
-    def _checkpoint(self, index: Index, head: int, upto: int) -> None:
-        try:
-            saved = self.files.save(
-                Base(index=index, seq=head), db_uuid=self._uuid, dim=self._dim, partial_upto=upto
-            )
-        except (OSError, RuntimeError) as exc:
-            log.warning("cannot save a build checkpoint in %s (%s); building on",
-                        self.files.folder, exc)  # fmt: skip
-            return
-        if saved is not None:
-            saved.release()
 
     def _catch_up(self) -> None:
         assert self._state is not None
@@ -375,7 +328,7 @@ class DerivedIndex:
             order = np.argsort(st.delta.keys)
             dkeys, dvecs = st.delta.keys[order], st.delta.vectors[order]
             if len(dkeys):
-                _add(index, dkeys, dvecs, self.params.dtype)
+                add_codes(index, dkeys, dvecs, self.params.dtype)
             new = _State(self._dim, seq=st.seq, base=Base(index=index, seq=st.seq))
             self._origin = "built" if old is None else "merged"
         self._merges += 1
