@@ -9,7 +9,7 @@ at 10M x 512) that a ``VectorSource`` serves by memory-mapped row reads (key = r
 Everything else is the store's own code: ``DerivedIndex`` builds the b1 graph with its
 checkpoints, saves it, and a second ``DerivedIndex`` opens the save (it must rebuild
 nothing) and answers the queries, rescoring 200 candidates per query from the file.
-Rescoring from ``store.db`` instead costs about 0.6 ms more per query (measured at 1M by
+Rescoring from ``store.db`` instead costs about 0.5-0.8 ms more per query (measured up to 1M by
 ``bench/search.py --compare``); add it to the p50 printed here.
 
 With ``--time-limit`` the run stops when its time is up (exit status 3), keeping the
