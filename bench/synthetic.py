@@ -66,7 +66,11 @@ class Dataset:
         if self.kind == "manifold":
             return self._draw(rng, count, 0.0)
         picks = rng.integers(0, self.n, count)
-        base = np.stack([self.chunk(int(p) // CHUNK)[int(p) % CHUNK] for p in picks])
+        base = np.empty((count, self.dim), dtype=np.float32)
+        for c in np.unique(picks // CHUNK).tolist():  # each chunk made once
+            rows = self.chunk(c)
+            mine = np.flatnonzero(picks // CHUNK == c)
+            base[mine] = rows[picks[mine] % CHUNK]
         noise = rng.standard_normal((count, self.dim)).astype(np.float32)
         q = base + noise * (0.5 / np.sqrt(self.dim))
         out: np.ndarray = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
