@@ -5,6 +5,7 @@ build checkpoints a killed build continues from, and what ``stats`` reports abou
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -212,3 +213,32 @@ def test_stats_report_search_ram_disk_and_their_projections(
     assert "exact search" in search["structure"] and "estimated" in search["scale_basis"]
     assert search["ram_bytes"] == 50 * WIDE * 4
     small.close()
+
+
+def test_lookalike_stats_prints_search_ram_disk_and_10m_100m(
+    tmp_path: Path, records_factory: Records, model_info: ModelInfo
+) -> None:
+    home = tmp_path / "home"
+    store = LocalStore(home / "collections" / "c", "c")
+    store.bind_model(wide_model(model_info))
+    store.upsert(clustered_records(records_factory, 300, seed=7))
+    store.close()
+    env = {**os.environ, "LOOKALIKE_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "lookalike", "stats", "-c", "c"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
+    assert "exact search over a float32 matrix" in lines["search structure"]
+    assert "(4.000 B/dim)" in lines["search RAM"]  # every vector in memory below 20,000
+    assert "B/dim" in lines["disk, everything"]
+    assert "search RAM" in lines["at 10,000,000 images"]
+    assert "disk" in lines["at 100,000,000 images"]
+    assert "estimated" in lines["per dimension at scale"]  # no graph saved yet
+    done = subprocess.run(
+        [sys.executable, "-m", "lookalike", "stats", "-c", "c", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    search = json.loads(done.stdout)["details"]["search"]
+    assert set(search["scale"]) == {"10000000", "100000000"}
+    assert search["ram_bytes"] == 300 * WIDE * 4
