@@ -93,11 +93,15 @@ def _write_vectors(dataset: Any, path: Path, progress: dict[str, Any], save: Any
             save()
 
 
-def _anon_mb() -> float:
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _anon_mb() -> float:
+    return _status_mb("RssAnon:")
 
 
 def main() -> None:
@@ -118,6 +122,8 @@ def main() -> None:
         progress = json.loads(progress_file.read_text())
 
     def save() -> None:
+        peak = _status_mb("VmHWM:")  # the build's memory: it must fit 24 GiB
+        progress["peak_rss_mb"] = max(progress.get("peak_rss_mb", 0.0), peak)
         progress_file.write_text(json.dumps(progress))
 
     dataset = _sibling("synthetic").Dataset("manifold", args.n, args.dim)
