@@ -1,6 +1,9 @@
 """Benchmark the embedded store: insert, index build, open, query latency and recall.
 
     python -P bench/search.py [--n 100000] [--data manifold|isotropic] [--queries 300] ...
+    python -P bench/search.py --compare 1000000,10000000 --baseline-src OLD/src
+
+The second form prints the old and new structures side by side (bench/compare_structures.py).
 
 Synthetic unit vectors go through ``LocalStore`` exactly as the indexer would put
 them. Two kinds of data (``--data``):
@@ -26,9 +29,12 @@ and noisy: compare figures as ratios within one run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,52 +49,20 @@ from lookalike.store import IndexParams, LocalStore
 MODEL = ModelInfo("bench/synthetic-clustered", 512, "none")
 
 
-def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 0.35) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((clusters, dim)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 50_000):
-        m = min(50_000, n - start)
-        noise = rng.standard_normal((m, dim)).astype(np.float32) * (spread / np.sqrt(dim))
-        out[start : start + m] = centers[rng.integers(0, clusters, m)] + noise
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
+def _sibling(name: str) -> Any:
+    """A module from this folder (scripts run with ``python -P``, which leaves the
+    script's folder off sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def manifold(
-    n: int, dim: int, seed: int, clusters: int, latent: int = 32, noise: float = 0.2
-) -> np.ndarray:
-    """Points of ``clusters`` clusters in a ``latent``-dimensional space, mapped linearly
-    into ``dim`` dimensions, with ``noise`` (relative) isotropic noise; unit length."""
-    rng = np.random.default_rng(seed)
-    fixed = np.random.default_rng(99)  # the same space and clusters for data and queries
-    proj = fixed.standard_normal((latent, dim)).astype(np.float32) / np.sqrt(latent)
-    centres = fixed.standard_normal((clusters, latent)).astype(np.float32)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 50_000):
-        m = min(50_000, n - start)
-        z = centres[rng.integers(0, len(centres), m)]
-        z = z + 0.6 * rng.standard_normal((m, latent)).astype(np.float32)
-        x = z @ proj
-        scale = noise * np.linalg.norm(x, axis=1, keepdims=True) / np.sqrt(dim)
-        x += rng.standard_normal((m, dim)).astype(np.float32) * scale
-        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
-
-
-def true_neighbours(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """The exact top ``k`` rows of ``data`` for each query (one matrix product per chunk)."""
-    best = np.empty((len(queries), 0), dtype=np.int64)
-    best_s = np.empty((len(queries), 0), dtype=np.float32)
-    for start in range(0, len(data), 200_000):
-        sims = queries @ data[start : start + 200_000].T
-        top = np.argpartition(-sims, min(k, sims.shape[1] - 1), axis=1)[:, :k]
-        best = np.concatenate([best, top + start], axis=1)
-        best_s = np.concatenate([best_s, np.take_along_axis(sims, top, axis=1)], axis=1)
-        keep = np.argsort(-best_s, axis=1)[:, :k]
-        best, best_s = np.take_along_axis(best, keep, 1), np.take_along_axis(best_s, keep, 1)
-    return best
+class OutOfTime(Exception):
+    """The run's --time-limit passed: what is done is kept, the next run continues."""
 
 
 def records(vectors: np.ndarray, start: int, folders: int) -> list[Record]:
@@ -126,6 +100,13 @@ def memory_mb() -> dict[str, float]:
     return {k: int(fields[v].split()[0]) / 1024 for k, v in names.items()}
 
 
+def numpy_exact_p50(dataset: Any, queries: np.ndarray, k: int) -> float:
+    """p50 of an exact numpy search over up to 1M rows, scaled linearly to all of them."""
+    rows = np.concatenate([r for _s, r in itertools.islice(dataset.chunks(), 20)])
+    p50, _, _ = latencies(lambda q: np.argpartition(-(rows @ q), k)[:k], queries)
+    return float(p50 * dataset.n / len(rows))
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn()
@@ -159,95 +140,144 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--batch", type=int, default=1000, help="records per upsert")
     ap.add_argument("--folders", type=int, default=200)
-    defaults = IndexParams()
-    ap.add_argument("--dtype", default=defaults.dtype, help="HNSW storage: i8, bf16, f16, f32")
-    ap.add_argument("--connectivity", type=int, default=defaults.connectivity)
-    ap.add_argument("--expansion-add", type=int, default=defaults.expansion_add)
-    ap.add_argument(
-        "--expansion-search", type=int, default=defaults.expansion_search, help="default: auto"
-    )
-    ap.add_argument("--overfetch", type=int, default=defaults.overfetch)
+    # index parameters: only those given are passed, so the same script also runs
+    # against the previous version's code (--baseline-src), with its own defaults
+    ap.add_argument("--dtype", help="graph codes: b1, i8, bf16, f16, f32 (default: the store's)")
+    ap.add_argument("--connectivity", type=int)
+    ap.add_argument("--expansion-add", type=int)
+    ap.add_argument("--expansion-search", type=int, help="default: grows with the index")
+    ap.add_argument("--overfetch", type=int, help="candidates rescored per wanted hit")
     ap.add_argument(
         "--overfetch-cap",
         type=int,
-        default=defaults.overfetch_cap,
         help="wanted hits that get --overfetch candidates each (past them, one each)",
     )
+    ap.add_argument("--checkpoint-every", type=int, help="vectors between build checkpoints")
     ap.add_argument("--threshold", type=int, default=20_000, help="exact below this many docs")
     ap.add_argument("--folder", type=Path, help="collection folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the collection folder")
     ap.add_argument(
-        "--reuse",
+        "--resume",
         action="store_true",
-        help="search the collection already in --folder (same --n, --clusters) instead of "
-        "inserting and building again",
+        help="continue with the collection already in --folder (same --n, --data): insert "
+        "the rows it lacks, continue its build from the last checkpoint, then measure",
+    )
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        help="seconds for inserting and building in this run; past it, exit with status 3 "
+        "keeping what is done (run again with --resume to continue)",
     )
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ap.add_argument(
+        "--skip-filters", action="store_true", help="leave out the filtered-query latencies"
+    )
+    ap.add_argument(
+        "--compare",
+        metavar="SIZES",
+        help="comma-separated sizes (e.g. 1000000,10000000): run this script for each size in "
+        "subprocesses, with this checkout's code and with --baseline-src, and print old and new "
+        "side by side (see bench/compare_structures.py)",
+    )
+    ap.add_argument("--baseline-src", type=Path, help="the previous version's src folder")
+    ap.add_argument(
+        "--old-max-n",
+        type=int,
+        default=1_000_000,
+        help="with --compare: sizes above this are projected for the old structure from its "
+        "largest measured size instead of built (a 10M int8 graph takes hours here)",
+    )
     args = ap.parse_args()
+    if args.compare:
+        _sibling("compare_structures").compare(args)
+        return
 
     model = ModelInfo(MODEL.model_id, args.dim, MODEL.preprocess)
-    params = IndexParams(
-        dtype=args.dtype,
-        connectivity=args.connectivity,
-        expansion_add=args.expansion_add,
-        expansion_search=args.expansion_search,
-        overfetch=args.overfetch,
-        overfetch_cap=args.overfetch_cap,
-    )
+    given = {
+        "dtype": args.dtype,
+        "connectivity": args.connectivity,
+        "expansion_add": args.expansion_add,
+        "expansion_search": args.expansion_search,
+        "overfetch": args.overfetch,
+        "overfetch_cap": args.overfetch_cap,
+        "checkpoint_every": args.checkpoint_every,
+    }
+    params = IndexParams(**{k: v for k, v in given.items() if v is not None})
     base = args.folder or Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
     folder = base / "collection"
-    reuse = args.reuse and (folder / "store.db").is_file()
-    if folder.exists() and not reuse:
+    progress_file = base / "progress.json"
+    resume = args.resume and (folder / "store.db").is_file()
+    if folder.exists() and not resume:
         shutil.rmtree(folder)
+        progress_file.unlink(missing_ok=True)
+    progress: dict[str, Any] = {"insert_s": 0.0, "build_s": 0.0, "build_runs": 0, "done": False}
+    if resume and progress_file.is_file():
+        progress = json.loads(progress_file.read_text())
+    resolved = params.resolved(args.dim) if hasattr(params, "resolved") else params
     fig: dict[str, Any] = {
         "n": args.n,
         "dim": args.dim,
-        "dtype": args.dtype,
-        "M": args.connectivity,
-        "ef_search": params.ef_for(args.n),
-        "overfetch": args.overfetch,
+        "dtype": resolved.dtype,
+        "M": resolved.connectivity,
+        "ef_search": resolved.ef_for(args.n),
+        "overfetch": resolved.overfetch,
     }
 
     def open_store() -> LocalStore:
         return LocalStore(folder, "bench", exact_threshold=args.threshold, index_params=params)
 
     fig["data"] = args.data
-    if args.data == "manifold":
-        clusters = args.clusters or max(1, args.n // 1000)
-        data = manifold(args.n, args.dim, seed=1, clusters=clusters)
-        queries = manifold(args.queries, args.dim, seed=2, clusters=clusters)
-    else:
-        clusters = args.clusters or max(1, args.n // 100)
-        data = clustered(args.n, args.dim, clusters, seed=1)
-        rng = np.random.default_rng(2)
-        picks = rng.integers(0, args.n, args.queries)
-        noise = rng.standard_normal((args.queries, args.dim)).astype(np.float32)
-        queries = data[picks] + noise * (0.5 / np.sqrt(args.dim))
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    fig["clusters"] = clusters
+    dataset = _sibling("synthetic").Dataset(args.data, args.n, args.dim, args.clusters)
+    fig["clusters"] = dataset.clusters
+    queries = dataset.queries(args.queries)
 
-    if not reuse:
-        # insert
+    expired: list[bool] = []
+
+    def out_of_time(_signum: int, _frame: Any) -> None:
+        expired.append(True)
+        raise OutOfTime
+
+    if args.time_limit:
+        signal.signal(signal.SIGALRM, out_of_time)
+        signal.alarm(max(1, int(args.time_limit)))
+    phase, t = "insert_s", time.perf_counter()
+    status = None
+    try:
         store = open_store()
         store.bind_model(model)
-        t = time.perf_counter()
-        for start in range(0, args.n, args.batch):
-            store.upsert(records(data[start : start + args.batch], start, args.folders))
-        fig["insert_per_s"] = args.n / (time.perf_counter() - t)
+        for start, rows in dataset.chunks(store.count()) if not progress["done"] else ():
+            for at in range(0, len(rows), args.batch):
+                part = rows[at : at + args.batch]
+                store.upsert(records(part, start + at, args.folders))
+        progress["insert_s"] += 0 if progress["done"] else time.perf_counter() - t
+        phase, t = "build_s", time.perf_counter()
+        status = store.sync_index()  # continues from the last build checkpoint, if any
+        progress["build_s"] += 0 if progress["done"] else time.perf_counter() - t
         store.close()
+    except (OutOfTime, RuntimeError):  # usearch ends an add() a signal interrupts
+        if not expired:
+            raise
+        progress[phase] += time.perf_counter() - t
+        progress["build_runs"] += phase == "build_s"
+        base.mkdir(parents=True, exist_ok=True)
+        progress_file.write_text(json.dumps(progress))
+        print(f"out of time during {phase[:-2]}; run again with --resume", file=sys.stderr)
+        raise SystemExit(3) from None
+    finally:
+        signal.alarm(0)
+    if not progress["done"]:
+        progress["build_runs"] += 1
+        progress["done"] = True
+        progress["build_origin"] = status.origin if status is not None else "?"
+        progress_file.write_text(json.dumps(progress))
+    fig["insert_per_s"] = args.n / progress["insert_s"] if progress["insert_s"] else None
+    fig["build_s"] = progress["build_s"]
+    fig["build_runs"] = progress["build_runs"]  # runs the build was spread over (checkpoints)
+    fig["build_origin"] = progress["build_origin"]  # e.g. "resumed" after a checkpoint
 
-        # build (no saved index yet), then open again from the saved file
-        store = open_store()
-        fig["build_s"], status = timed(lambda: store.sync_index())
-        fig["build_origin"] = status.origin
-        store.close()
-
-    # exact numpy baseline and the true neighbours, same process, before measuring memory
-    exact_p50, _, _ = latencies(
-        lambda q: np.argpartition(-(data @ q), args.k)[: args.k], queries[: min(30, args.queries)]
-    )
-    truth = true_neighbours(data, queries, args.k)
-    fig["numpy_exact_p50_ms"] = exact_p50
+    # exact numpy baseline (timed on up to 1M rows in memory, scaled beyond) and the truth
+    fig["numpy_exact_p50_ms"] = numpy_exact_p50(dataset, queries[: min(30, args.queries)], args.k)
+    truth = dataset.true_neighbours(queries, args.k)
 
     mem_before = memory_mb()
     store = open_store()
@@ -263,7 +293,7 @@ def main() -> None:
     fig["knn_p50_ms"], fig["knn_p99_ms"], got = latencies(search, queries)
     hits = sum(len(set(g) & set(t.tolist())) for g, t in zip(got, truth, strict=True))
     fig["recall_at_k"] = hits / (args.k * len(queries))
-    fig["speedup_vs_numpy"] = exact_p50 / fig["knn_p50_ms"]
+    fig["speedup_vs_numpy"] = fig["numpy_exact_p50_ms"] / fig["knn_p50_ms"]
     # the vector search itself (HNSW walk + exact rescoring of the candidates), without
     # fetching the hits' records from SQLite: what the issue's 1 ms goal is about
     index = store._index  # noqa: SLF001 - the bench looks inside on purpose
@@ -277,7 +307,8 @@ def main() -> None:
         "folder": Filters(folder="/bench/f0007"),  # 1 / folders
         "size_range": Filters(min_size=1_000_000, max_size=1_300_000),  # about 3 %
     }
-    for name, f in filters.items():
+    chosen: dict[str, Filters] = {} if args.skip_filters else filters
+    for name, f in chosen.items():
         count = store.count(f)
         p50, p99, _ = latencies(lambda q, f=f: store.knn(q, args.k, filters=f), queries[:100])
         fig[f"filter_{name}_p50_ms"] = p50
@@ -287,15 +318,18 @@ def main() -> None:
     stats = store.stats()
     cells = args.n * args.dim
     fig["db_bytes_per_dim"] = stats.details["db_bytes"] / cells
-    for suffix, label in ((".usearch", "hnsw"), (".f32", "rescore_vectors")):
-        size = sum(p.stat().st_size for p in folder.glob(f"ann-*{suffix}"))
-        fig[f"{label}_bytes_per_dim"] = size / cells
+    graph = sum(p.stat().st_size for p in folder.glob("ann-*.usearch"))
+    saved = sum(p.stat().st_size for p in folder.glob("ann-*"))
+    fig["graph_bytes_per_dim"] = graph / cells  # the HNSW and its codes (mapped)
+    fig["saved_copies_bytes_per_dim"] = (saved - graph) / cells  # e.g. the old .f32 file
     fig["disk_bytes_per_dim"] = stats.index_bytes / cells
     mem = memory_mb()
     fig["rss_mb"], fig["peak_rss_mb"] = mem["rss"], mem["peak"]
     fig["store_private_mb"] = mem["anon"] - mem_before["anon"]
+    # what search keeps resident: the graph and what the store holds privately (the delta,
+    # the removed set); rescoring reads a few candidate rows per query through the page cache
+    fig["search_ram_bytes_per_dim"] = (graph + max(0.0, fig["store_private_mb"]) * 2**20) / cells
     fig["store_mapped_files_mb"] = mem["file"] - mem_before["file"]
-    fig["numpy_data_mb"] = data.nbytes / 2**20
     store.close()
     if not args.keep and args.folder is None:
         shutil.rmtree(base)

@@ -132,6 +132,7 @@ def print_sizing(report: SizingReport) -> None:
     ]
     for n, size in report.projections.items():
         rows.append((f"projected index, {n:,} images", human_bytes(size)))
+    rows += _search_rows(report.details.get("search") or {})
     rows += _region_rows(report.details.get("regions") or {}, report.documents)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -139,6 +140,37 @@ def print_sizing(report: SizingReport) -> None:
     click.echo(f"({report.projection_basis})")
     for note in report.details.get("notes") or ():  # what a backend wants a reader to know
         click.echo(f"note: {note}")
+
+
+def _search_rows(search: dict[str, Any]) -> list[tuple[str, str]]:
+    """The search structure, its RAM and disk per dimension, and both at 10M and 100M."""
+    if not search:
+        return []
+    ram, disk = search["ram_bytes"], search["disk_bytes"]
+    rows = [
+        ("search structure", str(search["structure"])),
+        ("search RAM", f"{human_bytes(ram)} ({_num(search['ram_bytes_per_dim'], 3)} B/dim)"),
+        (
+            "disk, everything",
+            f"{human_bytes(disk)} ({_num(search['disk_bytes_per_dim'], 2)} B/dim)",
+        ),
+    ]
+    for n, scale in search["scale"].items():
+        rows.append(
+            (
+                f"at {int(n):,} images",
+                f"search RAM {human_bytes(scale['ram_bytes'])}, disk "
+                f"{human_bytes(scale['disk_bytes'])}",
+            )
+        )
+    rows.append(
+        (
+            "per dimension at scale",
+            f"RAM {_num(search['scale_ram_bytes_per_dim'], 3)} B, disk "
+            f"{_num(search['scale_disk_bytes_per_dim'], 2)} B ({search['scale_basis']})",
+        )
+    )
+    return rows
 
 
 def _region_rows(regions: dict[str, Any], documents: int) -> list[tuple[str, str]]:

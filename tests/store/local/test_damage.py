@@ -25,6 +25,7 @@ from lookalike.errors import StoreDamagedError, StoreError, StoreUnavailableErro
 from lookalike.records import ModelInfo, Record
 from lookalike.store import IndexParams, LocalStore, list_collections, open_store
 from lookalike.store.local.db import MIGRATIONS
+from support.saved_index import replace_saved_graph
 
 Records = Callable[..., list[Record]]
 ALWAYS_MERGE = IndexParams(merge_min=0, merge_fraction=0.0)
@@ -103,31 +104,45 @@ def test_a_flipped_vector_blob_is_an_error_not_a_wrong_ranking(
         store.close()
 
 
-def test_a_damaged_rescoring_row_outside_the_sampled_rows_is_caught(
+def test_a_saved_graph_whose_codes_differ_outside_the_sampled_keys_is_caught(
     tmp_path: Path, records_factory: Records, model_info: ModelInfo
 ) -> None:
+    """The saved graph holds codes only: a wrong code costs recall, never a wrong score
+    (candidates are rescored from the database), and ``check`` finds it by comparing
+    every code with the database; ``--repair`` rebuilds the graph."""
     records = records_factory(200, seed=8)
     folder = tmp_path / "c"
     filled(folder, model_info, records, exact_threshold=0, index_params=ALWAYS_MERGE).close()
-    (f32,) = folder.glob("ann-*.f32")
+    con = sqlite3.connect(folder / "store.db")
+    keys, blobs = zip(*con.execute("SELECT key, vector FROM vectors ORDER BY key"), strict=True)
+    con.close()
+    vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), -1).copy()
     sampled = set(np.unique(np.linspace(0, 199, 16).astype(np.int64)).tolist())
     row = next(i for i in range(100, 200) if i not in sampled)  # keys are 1..200 in order
-    victim = records[row]
-    flip_on_disk(f32, vector_bytes(victim))
+    vectors[row] = -vectors[row]
+    replace_saved_graph(folder, np.array(keys), vectors)
 
     store = LocalStore(folder, "c", exact_threshold=0, index_params=ALWAYS_MERGE)
     try:
-        with pytest.raises(StoreDamagedError, match=r"\.f32 fails its checksum"):
-            store.knn(np.asarray(victim.vector), 5)
-        assert store.index_status().origin == "file"  # the damage was in the loaded file
+        q = unit_of(vectors[(row + 1) % 200])
+        for hit in store.knn(q, 5):  # exact scores whatever the graph says
+            (rec,) = store.get([hit.id])
+            assert abs(hit.score - float(np.asarray(rec.vector) @ q)) < 1e-5
+        assert store.index_status().origin == "file"  # the sampled keys passed
         found = store.check()
-        assert any("saved index" in p for p in found.problems) and not found.damaged
+        assert any("codes differ" in p for p in found.problems) and not found.damaged
         repaired = store.check(repair=True)
         assert any("rebuilt" in line for line in repaired.repaired)
         assert store.check().ok
+        victim = next(r for r in records if r.vector is not None and np.allclose(
+            r.vector, -vectors[row]))  # fmt: skip
         assert store.knn(np.asarray(victim.vector), 1)[0].id == victim.id
     finally:
         store.close()
+
+
+def unit_of(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
 
 
 # -- defect 2: garbage over a page of the documents table --------------------------------

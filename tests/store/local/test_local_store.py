@@ -29,6 +29,7 @@ from lookalike.config import Settings
 from lookalike.errors import ModelMismatchError, QueryError, StoreError, StoreUnavailableError
 from lookalike.records import Filters, ModelInfo, Record
 from lookalike.store import IndexParams, LocalStore, list_collections, open_store
+from support.saved_index import replace_saved_graph
 
 Records = Callable[..., list[Record]]
 DIM = 24
@@ -315,18 +316,16 @@ def make_saved_hnsw(folder: Path, records: list[Record], model: ModelInfo) -> No
 def corrupt(folder: Path, how: str) -> None:
     (index_file,) = folder.glob("ann-*.usearch")
     (stamp_file,) = folder.glob("ann-*.json")
-    (keys_file,) = folder.glob("ann-*.keys")
-    (vectors_file,) = folder.glob("ann-*.f32")
     data = index_file.read_bytes()
-    if how == "keys-garbage":
-        keys_file.write_bytes(np.random.default_rng(1).bytes(keys_file.stat().st_size))
-    elif how == "keys-missing":
-        keys_file.unlink()
-    elif how == "vectors-changed":  # same size, other numbers: caught by the sampled check
-        vectors = np.fromfile(vectors_file, dtype="<f4")
-        (-vectors).astype("<f4").tofile(vectors_file)
-    elif how == "vectors-truncated":
-        vectors_file.write_bytes(vectors_file.read_bytes()[:-4])
+    if how == "codes-changed":  # a valid file of other vectors: caught by the sampled check
+        rows = sqlite3.connect(folder / "store.db").execute("SELECT key, vector FROM vectors")
+        keys, blobs = zip(*rows.fetchall(), strict=True)
+        vectors = -np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), -1)
+        replace_saved_graph(folder, np.array(keys), vectors)
+    elif how == "stamp-old-format":  # a save of the previous version: rebuilt, then removed
+        stamp = json.loads(stamp_file.read_text())
+        stamp_file.write_text(json.dumps({**stamp, "format": 3, "rows": 200}))
+        (folder / f"{stamp_file.stem}.f32").write_bytes(b"\0" * 16)
     if how == "garbage":
         index_file.write_bytes(np.random.default_rng(0).bytes(len(data)))
     elif how == "flipped-bytes":
@@ -361,10 +360,8 @@ def corrupt(folder: Path, how: str) -> None:
         "stamp-garbage",
         "stamp-ahead",
         "stamp-other-db",
-        "keys-garbage",
-        "keys-missing",
-        "vectors-changed",
-        "vectors-truncated",
+        "stamp-old-format",
+        "codes-changed",
     ],
 )
 def test_damaged_index_file_is_rebuilt_from_sqlite(
@@ -387,8 +384,9 @@ def test_damaged_index_file_is_rebuilt_from_sqlite(
     assert (status.origin, status.full_builds) == ("rebuilt", 1)
     assert "building the vector index" in caplog.text
     assert status.base_file is not None  # the rebuilt index was saved again
-    for suffix in ("usearch", "json", "keys", "f32"):
+    for suffix in ("usearch", "json"):
         assert len(list(folder.glob(f"ann-*.{suffix}"))) == 1, suffix
+    assert sorted(p.suffix for p in folder.glob("ann-*")) == [".json", ".usearch"]
     store.close()
 
     again = hnsw_store(folder)

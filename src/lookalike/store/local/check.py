@@ -5,8 +5,9 @@ Three layers, cheapest first to explain, each able to fail on its own:
 1. SQLite's ``PRAGMA integrity_check``: every page, b-tree and index of ``store.db``.
 2. Every stored vector against the CRC-32 stored beside it (bit-rot inside a BLOB is
    invisible to SQLite), its length, and one vector per document and no orphans.
-3. Every saved HNSW index: its files against the CRCs in its stamp, every row of its
-   float32 rescoring file against that row's CRC and against the database.
+3. Every saved HNSW index: its file against the CRC in its stamp, and the code of every
+   key in its graph against the database's vector (the graph holds no vectors: search
+   rescores its candidates from the database).
 
 ``repair`` (under the writer lock) removes the documents whose vectors are bad (the
 caller re-embeds them from their files: ``lookalike.checkup``), deletes orphan vectors,
@@ -28,7 +29,8 @@ from lookalike.errors import LookalikeError
 from lookalike.store.base import DamagedDocument, StoreCheck
 from lookalike.store.local.db import Database, decode_text
 from lookalike.store.local.rows import damaged_rows, is_vector_blob
-from lookalike.store.vectorindex.ann_file import AnnFiles
+from lookalike.store.vectorindex.ann_file import AnnFiles, Base
+from lookalike.store.vectorindex.derived import codes_match
 
 if TYPE_CHECKING:
     from lookalike.store.local.store import LocalStore
@@ -197,9 +199,10 @@ def _saved_indexes(store: LocalStore, db: Database, result: StoreCheck) -> AnnFi
     if model is None:
         return files
     head = db.head()
+    dtype = store.index_params.kind_for(model.dim)
     for _seq, stamp_path in stamps:
         try:
-            base = files.load(stamp_path, db_uuid=db.uuid, dim=model.dim, max_seq=head)
+            base = files.load(stamp_path, db_uuid=db.uuid, dim=model.dim, dtype=dtype, max_seq=head)
         except OSError as exc:
             result.problems.append(f"saved index {stamp_path.name}: unreadable ({exc})")
             continue
@@ -209,7 +212,7 @@ def _saved_indexes(store: LocalStore, db: Database, result: StoreCheck) -> AnnFi
             )
             continue
         try:
-            problem = _compare_rows(store, base)
+            problem = _compare_codes(store, base, dtype)
         except LookalikeError as exc:
             problem = str(exc)
         finally:
@@ -219,21 +222,15 @@ def _saved_indexes(store: LocalStore, db: Database, result: StoreCheck) -> AnnFi
     return files
 
 
-def _compare_rows(store: LocalStore, base: object) -> str | None:
-    """Every row of a saved vector file against its CRC and against the database."""
-    from lookalike.store.vectorindex.ann_file import Base
-
-    assert isinstance(base, Base)
-    if base.keys is None or base.vectors is None:
-        return None
-    base.check_rows(np.arange(len(base.keys)))
+def _compare_codes(store: LocalStore, base: Base, dtype: str) -> str | None:
+    """The code of every key in a saved graph against the database's vector (keys deleted
+    since the save are skipped: the change log removes them at load)."""
+    keys = np.sort(np.asarray(base.index.keys, dtype=np.int64))
     source = store.vector_source()
-    for start in range(0, len(base.keys), _BATCH):
-        keys = np.asarray(base.keys[start : start + _BATCH])
-        found, vecs = source.vectors(keys.tolist())
-        got = base.rows(found)
-        if got is None or not np.array_equal(got[1], vecs):
-            return "its float32 vectors differ from the database's"
+    for start in range(0, len(keys), _BATCH):
+        found, vecs = source.vectors(keys[start : start + _BATCH].tolist())
+        if not codes_match(base, found, vecs, dtype):
+            return "its codes differ from the database's vectors"
     return None
 
 

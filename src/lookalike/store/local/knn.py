@@ -91,7 +91,7 @@ class LocalKnn:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``need`` best of exactly these documents, scored exactly (selective filters)."""
         found, vecs = index.vectors_for(keys.tolist())
-        if len(found) < len(keys):  # not in memory or in the vector file: read the database
+        if len(found) < len(keys):  # not in memory: read them from the database
             missing = keys[~np.isin(keys, found)]
             sql_keys, sql_vecs = SqliteVectorSource(self._db, q.shape[0]).vectors(missing.tolist())
             found = np.concatenate([found, sql_keys])

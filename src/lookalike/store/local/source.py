@@ -66,8 +66,10 @@ class SqliteVectorSource:
     def _check(self, keys: list[int], blobs: list[bytes], crcs: list[int | None]) -> None:
         check_blobs(blobs, crcs, lambda i: f"row {keys[i]}", self._db.collection)
 
-    def iter_vectors(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        last = 0
+    def iter_vectors(
+        self, batch_size: int, after: int = 0
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = after
         while True:
             with self._db.errors("read"):
                 rows = (

@@ -38,6 +38,7 @@ from lookalike.store.base import Store
 from lookalike.store.checks import check_window, unit_query_vector
 from lookalike.store.local.abilities import LocalAbilities
 from lookalike.store.local.db import DB_FILENAME, Database, decode_text, encode_text
+from lookalike.store.local.footprint import footprint
 from lookalike.store.local.knn import LocalKnn
 from lookalike.store.local.region_search import best_region_hits, merge_hits
 from lookalike.store.local.regions import (
@@ -546,7 +547,7 @@ class LocalStore(LocalAbilities, Store):
             ).fetchone()
         head = self._db.head()
         model = self.model
-        db_bytes = ann_bytes = hnsw_bytes = rescore_bytes = other_bytes = thumbs_bytes = 0
+        db_bytes = ann_bytes = hnsw_bytes = other_bytes = thumbs_bytes = 0
         for dirpath, _dirnames, filenames in os.walk(self.folder):
             in_thumbs = Path(dirpath).relative_to(self.folder).parts[:1] == (THUMBS_DIR,)
             for name in filenames:
@@ -559,13 +560,23 @@ class LocalStore(LocalAbilities, Store):
                     elif name.startswith(("ann-", ".ann-", "ann.")):
                         ann_bytes += size
                         hnsw_bytes += size if name.endswith(".usearch") else 0
-                        rescore_bytes += size if name.endswith(".f32") else 0
                     else:
                         other_bytes += size
         status = self.index_status()
         kind = status.kind
         if kind == "none":
             kind = "hnsw" if documents >= max(1, self.index_params.exact_threshold) else "exact"
+        dim = model.dim if model else 0
+        search = footprint(
+            documents=int(documents),
+            dim=dim,
+            params=self.index_params,
+            status=status,
+            db_bytes=db_bytes,
+            graph_bytes=hnsw_bytes,
+            other_bytes=ann_bytes - hnsw_bytes + other_bytes,
+            precision=self.vector_precision,
+        )
         return StoreStats(
             backend="local",
             collection=self.collection,
@@ -577,12 +588,12 @@ class LocalStore(LocalAbilities, Store):
             details={
                 "folder": str(self.folder),
                 "db_bytes": db_bytes,
-                "ann_bytes": ann_bytes,  # all of the saved index: the next two and small files
-                "hnsw_bytes": hnsw_bytes,  # the graph and its int8 vectors
-                "rescore_vectors_bytes": rescore_bytes,  # float32 copies for exact rescoring
+                "ann_bytes": ann_bytes,  # all of the saved index: the graph and its stamp
+                "hnsw_bytes": hnsw_bytes,  # the graph and its codes
                 "thumbs_bytes": thumbs_bytes,
                 "index": kind,
-                "ann_dtype": self.index_params.dtype,
+                "ann_dtype": self.index_params.kind_for(dim) if dim else self.index_params.dtype,
+                "search": search,
                 "exact_threshold": self.index_params.exact_threshold,
                 "seq": head,
                 "schema_version": self._db.schema_version,

@@ -1,27 +1,24 @@
 """Saved HNSW indexes of a local collection: a rebuildable cache, never the truth.
 
-Each save writes four immutable files, all first under temporary names, fsynced,
-then renamed into place::
+Each save writes two immutable files, first under temporary names, fsynced, then
+renamed into place::
 
-    ann-<seq>-<token>.usearch   the usearch HNSW index (int8 by default)
-    ann-<seq>-<token>.keys      its keys, sorted, little-endian int64
-    ann-<seq>-<token>.f32       their float32 vectors, row i for key i: exact
-                                rescoring reads candidates from here (memory-mapped)
-    ann-<seq>-<token>.crc       a CRC-32 per vector row (uint32), checked on every
-                                row read from the .f32 file
-    ann-<seq>-<token>.json      the stamp: the change-log seq the index reflects,
-                                the database it belongs to, sizes and CRC-32s
+    ann-<seq>-<token>.usearch   the usearch HNSW graph and its codes (one sign bit per
+                                dimension, ``b1``, for 384 dimensions and more)
+    ann-<seq>-<token>.json      the stamp: the change-log seq the index reflects, the
+                                database it belongs to, the storage kind, size and CRC-32
+
+There is no copy of the vectors beside it (format 4; format 3 kept a float32
+rescoring file): candidates are rescored from the database, the one place vectors
+are stored. A save of another format is ignored, rebuilt once and then removed.
 
 The stamp is renamed last, so a stamp never names a half-written file; files
 without a stamp are debris from a crash, removed by the next save. A save is
-used only when its stamp parses, names this database, is not ahead of the
-change log, the index and key files match their CRCs (usearch trusts the graph
-it maps, so a damaged file must never reach it) and sampled vector rows equal
-the database's. Saves are serialised across processes with ``flock`` on
+used only when its stamp parses, names this database and storage kind, is not
+ahead of the change log, the index file matches its CRC (usearch trusts the graph
+it maps, so a damaged file must never reach it) and sampled codes equal those of
+the database's vectors. Saves are serialised across processes with ``flock`` on
 ``ann.lock``; a process finding it taken skips its save (another is writing).
-
-A key's vector never changes (a re-upserted document gets a new key), so the
-vector file may be written from the database at any time after the index.
 """
 
 from __future__ import annotations
@@ -41,22 +38,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lookalike.errors import StoreDamagedError
-
 if TYPE_CHECKING:  # usearch loads only when an HNSW index is built or opened
     from usearch.index import Index
 
-__all__ = ["AnnFiles", "AnnStamp", "Base", "RowSource"]
+__all__ = ["FORMAT", "AnnFiles", "AnnStamp", "Base", "OldFormatError", "graph_ndim"]
 
 log = logging.getLogger(__name__)
 
 _STAMP_RE = re.compile(r"^ann-(\d+)-([0-9a-f]{16})\.json$")
 _FILE_RE = re.compile(r"^ann-(\d+)-([0-9a-f]{16})\.")
-_FORMAT = 3
+FORMAT = 4
 _CHUNK = 16 << 20
-
-#: given sorted keys, yields (keys, float32 vectors) for those that still exist, in key order
-RowSource = Callable[[np.ndarray], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -70,11 +62,11 @@ class AnnStamp:
     deleted: int
     size: int
     crc32: int
-    rows: int
-    keys_crc32: int
-    crcs_crc32: int
     name: str
-    format: int = _FORMAT
+    #: 0 for a complete index; else a checkpoint of a full build holding every key up to
+    #: this one (as of ``seq``), from which a killed build continues
+    partial_upto: int = 0
+    format: int = FORMAT
 
     @property
     def file(self) -> str:
@@ -83,34 +75,30 @@ class AnnStamp:
     @classmethod
     def from_json(cls, text: str) -> AnnStamp:
         data: dict[str, Any] = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise OldFormatError(f"format {data.get('format')!r}, this lookalike writes {FORMAT}")
         stamp = cls(**{k: data[k] for k in cls.__dataclass_fields__})
-        ints = ("seq", "dim", "connectivity", "count", "deleted", "size", "crc32", "rows")
-        if (
-            stamp.format != _FORMAT
-            or not _FILE_RE.match(stamp.name + ".")
-            or not all(
-                isinstance(getattr(stamp, f), int) for f in (*ints, "keys_crc32", "crcs_crc32")
-            )
+        ints = ("seq", "dim", "connectivity", "count", "deleted", "size", "crc32", "partial_upto")
+        if not _FILE_RE.match(stamp.name + ".") or not all(
+            isinstance(getattr(stamp, f), int) for f in ints
         ):
             raise ValueError("unknown stamp format")
         return stamp
 
 
+class OldFormatError(ValueError):
+    """A stamp written by another version of lookalike (e.g. format 3 with its .f32 file)."""
+
+
 @dataclass
 class Base:
-    """An HNSW index and the float32 vectors of its keys, for exact rescoring.
+    """An HNSW index (``stamp`` None while it lives only in memory, not saved yet).
 
-    ``stamp`` is None while the index lives only in memory (not saved yet); then
-    ``keys``/``vectors``/``crcs`` are None too and rescoring reads the database instead.
-    Every row read through ``rows`` is checked against its CRC-32.
-    """
+    It holds codes, not vectors: its candidates are rescored from the database."""
 
     index: Index
     seq: int
     stamp: AnnStamp | None = None
-    keys: np.ndarray | None = None
-    vectors: np.ndarray | None = None
-    crcs: np.ndarray | None = None
     folder: Path | None = None
 
     def __len__(self) -> int:
@@ -119,36 +107,15 @@ class Base:
     def __contains__(self, key: int) -> bool:
         return bool(self.index.contains(key))
 
-    def rows(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(keys found, their float32 vectors) from the vector file; None without one."""
-        if self.keys is None or self.vectors is None:
-            return None
-        if len(self.keys) == 0:
-            return keys[:0], np.empty((0, self.index.ndim), dtype=np.float32)
-        pos = np.searchsorted(self.keys, keys)
-        pos[pos >= len(self.keys)] = 0
-        ok = self.keys[pos] == keys
-        found = pos[ok]
-        self.check_rows(found)
-        return keys[ok], np.asarray(self.vectors[found], dtype=np.float32)
-
-    def check_rows(self, positions: np.ndarray) -> None:
-        """StoreDamagedError when a row of the vector file fails its CRC-32 (bit-rot)."""
-        if self.vectors is None or self.crcs is None:
-            return
-        vectors, crcs, crc32 = self.vectors, self.crcs, zlib.crc32
-        for p in positions.tolist():
-            if crc32(vectors[p]) != int(crcs[p]):
-                name = self.stamp.name if self.stamp else "?"
-                folder = self.folder or Path("?")
-                raise StoreDamagedError(
-                    f"collection {folder.name!r}: row {p} of the saved vector file "
-                    f"{folder / name}.f32 fails its checksum (damaged on disk); run "
-                    f"`lookalike check --repair -c {folder.name}` to rebuild the saved index"
-                )
+    def codes(self, keys: np.ndarray, dtype: Any = None) -> np.ndarray:
+        """The stored codes of ``keys`` (which must be in the index), one row each
+        (``dtype`` float32: the int8/float kinds dequantised)."""
+        got = self.index.get(np.asarray(keys, dtype=np.uint64), dtype=dtype)
+        if isinstance(got, tuple):
+            return np.stack([np.asarray(g).reshape(-1) for g in got])
+        return np.asarray(got).reshape(len(keys), -1)
 
     def release(self) -> None:
-        self.keys = self.vectors = self.crcs = None
         self.index.reset()
 
 
@@ -171,6 +138,11 @@ def _crc_file(path: Path) -> tuple[int, int, int]:
     finally:
         os.close(fd)
     return crc, size, inode
+
+
+def graph_ndim(dim: int, dtype: str) -> int:
+    """usearch's ``ndim`` for ``dim``-dimensional vectors: bits rounded up to bytes for b1."""
+    return -(-dim // 8) * 8 if dtype == "b1" else dim
 
 
 def _fsync_path(path: Path) -> None:
@@ -211,40 +183,59 @@ class AnnFiles:
     # -- loading -----------------------------------------------------------------------
 
     def load_newest(
-        self, *, db_uuid: str, dim: int, max_seq: int, verify: Callable[[Base], bool]
+        self,
+        *,
+        db_uuid: str,
+        dim: int,
+        dtype: str,
+        max_seq: int,
+        verify: Callable[[Base], bool],
+        partial: bool = False,
     ) -> Base | None:
-        """Map the newest valid save, or None when there is none usable.
+        """Map the newest valid complete save (``partial``: build checkpoint), or None when
+        there is none usable.
 
-        ``verify`` gets the mapped Base and says whether its vectors match the database.
+        ``verify`` gets the mapped Base and says whether its codes match the database.
         """
         for _attempt in range(3):  # a concurrent save may delete files we just listed
             vanished = False
             for _seq, stamp_path in self.stamps():
                 try:
-                    base = self._load(stamp_path, db_uuid, dim, max_seq)
+                    base = self._load(stamp_path, db_uuid, dim, dtype, max_seq)
                 except FileNotFoundError:
                     vanished = True
                     break
                 if base is None:
                     continue
+                if base.stamp is not None and bool(base.stamp.partial_upto) != partial:
+                    base.release()
+                    continue
                 if verify(base):
                     return base
-                log.warning("ignoring saved index %s: its vectors differ from the database",
+                log.warning("ignoring saved index %s: its codes differ from the database",
                             stamp_path)  # fmt: skip
                 base.release()
             if not vanished:
                 return None
         return None
 
-    def load(self, stamp_path: Path, *, db_uuid: str, dim: int, max_seq: int) -> Base | None:
+    def load(
+        self, stamp_path: Path, *, db_uuid: str, dim: int, dtype: str, max_seq: int
+    ) -> Base | None:
         """The save named by ``stamp_path`` when its files pass their checks, else None."""
-        return self._load(stamp_path, db_uuid, dim, max_seq)
+        return self._load(stamp_path, db_uuid, dim, dtype, max_seq)
 
-    def _load(self, stamp_path: Path, db_uuid: str, dim: int, max_seq: int) -> Base | None:
+    def _load(
+        self, stamp_path: Path, db_uuid: str, dim: int, dtype: str, max_seq: int
+    ) -> Base | None:
         try:
             stamp = AnnStamp.from_json(stamp_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise
+        except OldFormatError as exc:
+            log.info("saved index %s was made by another lookalike (%s); building a new one "
+                     "from the database, which replaces it", stamp_path, exc)  # fmt: skip
+            return None
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             log.warning("ignoring unreadable index stamp %s: %s", stamp_path, exc)
             return None
@@ -253,25 +244,17 @@ class AnnFiles:
             reason = "it belongs to another database"
         elif stamp.dim != dim:
             reason = f"it holds {stamp.dim}-d vectors, the collection {dim}-d"
+        elif stamp.dtype != dtype:
+            reason = f"it stores {stamp.dtype} codes, the collection is set to {dtype}"
         elif stamp.seq > max_seq:
             reason = f"it is ahead of the change log ({stamp.seq} > {max_seq})"
         if reason:
             log.warning("ignoring saved index %s: %s", stamp_path, reason)
             return None
-        index_path, keys_path, vec_path, crc_path = self._paths(stamp.name)
+        index_path = self._path(stamp.name)
         crc, size, inode = _crc_file(index_path)  # FileNotFoundError: retry the listing
-        kcrc, ksize, _ = _crc_file(keys_path)
-        ccrc, csize, _ = _crc_file(crc_path)
-        vsize = os.stat(vec_path).st_size
-        if (
-            (size, crc) != (stamp.size, stamp.crc32)
-            or (ksize, kcrc) != (stamp.rows * 8, stamp.keys_crc32)
-            or (csize, ccrc) != (stamp.rows * 4, stamp.crcs_crc32)
-        ):
-            log.warning("ignoring damaged index files %s.* (size or CRC mismatch)", stamp.name)
-            return None
-        if vsize != stamp.rows * dim * 4:
-            log.warning("ignoring index files %s.*: the vector file has the wrong size", stamp.name)
+        if (size, crc) != (stamp.size, stamp.crc32):
+            log.warning("ignoring damaged index file %s (size or CRC mismatch)", index_path)
             return None
         base = self._open(stamp)
         if base is None or os.stat(index_path).st_ino != inode:
@@ -281,16 +264,11 @@ class AnnFiles:
             return None
         return base
 
-    def _paths(self, name: str) -> tuple[Path, Path, Path, Path]:
-        return (
-            self.folder / f"{name}.usearch",
-            self.folder / f"{name}.keys",
-            self.folder / f"{name}.f32",
-            self.folder / f"{name}.crc",
-        )
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.usearch"
 
     def _open(self, stamp: AnnStamp) -> Base | None:
-        index_path, keys_path, vec_path, crc_path = self._paths(stamp.name)
+        index_path = self._path(stamp.name)
         try:
             ef = self.ef_for(stamp.count)
             from lookalike.native_libs import Index
@@ -299,26 +277,9 @@ class AnnFiles:
         except (RuntimeError, ValueError, OSError) as exc:
             log.warning("ignoring index file %s that usearch cannot map: %s", index_path, exc)
             return None
-        if index is None or index.ndim != stamp.dim:
+        if index is None or index.ndim != graph_ndim(stamp.dim, stamp.dtype):
             return None
-        keys: np.ndarray
-        vecs: np.ndarray
-        crcs: np.ndarray
-        if stamp.rows:
-            crcs = np.fromfile(crc_path, dtype="<u4", count=stamp.rows)
-            # plain ndarray views of the mappings: fancy indexing is cheaper than on np.memmap
-            keys = np.asarray(np.memmap(keys_path, dtype="<i8", mode="r", shape=(stamp.rows,)))
-            vecs = np.asarray(
-                np.memmap(vec_path, dtype="<f4", mode="r", shape=(stamp.rows, stamp.dim))
-            )
-        else:
-            keys = np.empty(0, dtype=np.int64)
-            vecs = np.empty((0, stamp.dim), dtype=np.float32)
-            crcs = np.empty(0, dtype="<u4")
-        return Base(
-            index=index, seq=stamp.seq, stamp=stamp, keys=keys, vectors=vecs, crcs=crcs,
-            folder=self.folder,
-        )  # fmt: skip
+        return Base(index=index, seq=stamp.seq, stamp=stamp, folder=self.folder)
 
     # -- saving ------------------------------------------------------------------------
 
@@ -338,9 +299,9 @@ class AnnFiles:
         finally:
             os.close(fd)
 
-    def save(self, base: Base, *, db_uuid: str, rows_for: RowSource) -> Base | None:
-        """Write ``base.index`` (and the vectors of its keys, from ``rows_for``) as the cache
-        for change-log position ``base.seq``; return it memory-mapped from the new files.
+    def save(self, base: Base, *, db_uuid: str, dim: int, partial_upto: int = 0) -> Base | None:
+        """Write ``base.index`` as the cache for change-log position ``base.seq``; return
+        it memory-mapped from the new file.
 
         Returns None when another process is saving right now. Raises OSError or
         RuntimeError (disk full, read-only folder) for the caller to log: the cache
@@ -352,53 +313,30 @@ class AnnFiles:
                 log.info("another process is saving the index of %s; skipping", self.folder)
                 return None
             name = f"ann-{base.seq}-{secrets.token_hex(8)}"
-            finals = self._paths(name)
-            tmps = [self.folder / f".{p.name}.tmp" for p in finals]
+            final = self._path(name)
+            tmp = self.folder / f".{final.name}.tmp"
             tmp_stamp = self.folder / f".{name}.json.tmp"
             try:
-                index.save(os.fspath(tmps[0]))
-                _fsync_path(tmps[0])
-                crc, size, _ = _crc_file(tmps[0])
-                wanted = np.sort(np.asarray(index.keys, dtype=np.int64))
-                rows, kcrc, ccrc = 0, 0, 0
-                with (
-                    open(tmps[1], "wb") as fk,
-                    open(tmps[2], "wb") as fv,
-                    open(tmps[3], "wb") as fc,
-                ):
-                    for keys, vecs in rows_for(wanted):
-                        kbytes = np.ascontiguousarray(keys, dtype="<i8").tobytes()
-                        fk.write(kbytes)
-                        kcrc = zlib.crc32(kbytes, kcrc)
-                        data = np.ascontiguousarray(vecs, dtype="<f4")
-                        fv.write(data.tobytes())
-                        cbytes = np.array([zlib.crc32(r) for r in data], dtype="<u4").tobytes()
-                        fc.write(cbytes)
-                        ccrc = zlib.crc32(cbytes, ccrc)
-                        rows += len(keys)
-                    for fh in (fk, fv, fc):
-                        fh.flush()
-                        os.fsync(fh.fileno())
+                index.save(os.fspath(tmp))
+                _fsync_path(tmp)
+                crc, size, _ = _crc_file(tmp)
                 from lookalike.native_libs import Index
 
-                meta = Index.metadata(tmps[0]) or {}
+                meta = Index.metadata(tmp) or {}
                 stamp = AnnStamp(
                     seq=base.seq,
                     db_uuid=db_uuid,
-                    dim=index.ndim,
+                    dim=dim,
                     dtype=str(index.dtype.name).lower(),
                     connectivity=index.connectivity,
                     count=len(index),
                     deleted=int(meta.get("count_deleted", 0)),
                     size=size,
                     crc32=crc,
-                    rows=rows,
-                    keys_crc32=kcrc,
-                    crcs_crc32=ccrc,
                     name=name,
+                    partial_upto=partial_upto,
                 )
-                for tmp, final in zip(tmps, finals, strict=True):
-                    os.replace(tmp, final)
+                os.replace(tmp, final)
                 with open(tmp_stamp, "w", encoding="utf-8") as sh:
                     json.dump(asdict(stamp), sh)
                     sh.flush()
@@ -406,9 +344,9 @@ class AnnFiles:
                 os.replace(tmp_stamp, self.folder / f"{name}.json")
                 _fsync_path(self.folder)
             finally:
-                for tmp in (*tmps, tmp_stamp):
+                for leftover in (tmp, tmp_stamp):
                     with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
+                        leftover.unlink()
             self._remove_older(keep=name, seq=base.seq)
         return self._open(stamp)
 

@@ -2,15 +2,17 @@
 
 Shape (the same code serves small and large collections)::
 
-    base    an HNSW index (usearch, int8 by default) and the float32 vectors of its
-            keys, memory-mapped from saved files (``ann_file``); None when small
+    base    an HNSW graph (usearch) of compact codes: one sign bit per dimension (b1)
+            from 384 dimensions, int8 below; memory-mapped from a saved file
+            (``ann_file``); None when small
     delta   the vectors added since the base was made, in one float32 matrix
             searched exactly (for a small collection: every vector)
     removed keys deleted since the base was made, filtered out of its results
 
-Candidates from the base are rescored exactly against their float32 vectors, so
-every score is exact and only recall is approximate. Before each search the
-index compares its change-log position with SQLite's head and applies just the
+The graph holds codes, not vectors: its candidates (several per wanted hit) are
+rescored exactly from the float32 vectors in the database, the one place they are
+stored, so every score is exact and only recall is approximate. Before each search
+the index compares its change-log position with SQLite's head and applies just the
 changes since (``sync``). When the delta grows past a limit, base and delta are
 merged into a new save. A missing, damaged or inconsistent save is rebuilt from
 SQLite; another process's newer save is adopted.
@@ -23,7 +25,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,20 +33,26 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.errors import StoreDamagedError
-from lookalike.store.vectorindex.ann_file import AnnFiles, Base, RowSource
+from lookalike.store.vectorindex.ann_file import AnnFiles, Base, graph_ndim
+from lookalike.store.vectorindex.build import GraphBuilder, add_codes
 from lookalike.store.vectorindex.exact_matrix import ExactMatrix, dot_rows
-from lookalike.store.vectorindex.types import Candidates, IndexParams, IndexStatus, VectorSource
+from lookalike.store.vectorindex.types import (
+    Candidates,
+    IndexParams,
+    IndexStatus,
+    VectorSource,
+    encode,
+)
 
 if TYPE_CHECKING:  # usearch loads only when an HNSW index is built or opened
     from usearch.index import Index
 
-__all__ = ["DerivedIndex"]
+__all__ = ["DerivedIndex", "codes_match"]
 
 log = logging.getLogger(__name__)
 
 _FILE_CHECK_INTERVAL_S = 5.0
 _BATCH = 10_000
-_SMALL_GRAPH = 20_000
 
 
 @dataclass
@@ -90,22 +98,17 @@ class _State:
         return len(rows)
 
 
-def _add(index: Index, keys: np.ndarray, vecs: np.ndarray) -> None:
-    # Concurrent insertion into a small graph now and then leaves a node unreachable
-    # (measured: 1 build in 30 of 300 vectors); one thread until the graph is larger.
-    threads = 1 if len(index) + len(keys) < _SMALL_GRAPH else 0
-    index.add(keys.astype(np.uint64), vecs, threads=threads)
-
-
-def _select(
-    keys: np.ndarray, vecs: np.ndarray, wanted: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of (keys, vecs) whose key is in the sorted array ``wanted``."""
-    if len(wanted) == 0:
-        return keys[:0], vecs[:0]
-    pos = np.clip(np.searchsorted(wanted, keys), 0, len(wanted) - 1)
-    ok = wanted[pos] == keys
-    return keys[ok], vecs[ok]
+def codes_match(base: Base, keys: np.ndarray, vecs: np.ndarray, dtype: str) -> bool:
+    """Whether the graph's codes of ``keys`` are those of ``vecs`` (the database's): equal
+    sign bits for b1, cosine >= 0.99 for the quantised kinds."""
+    if len(keys) == 0:
+        return True
+    if dtype == "b1":
+        return bool(np.array_equal(base.codes(keys), encode(vecs, "b1")))
+    got = base.codes(keys, dtype=np.float32)
+    norms = np.linalg.norm(got, axis=1) * np.linalg.norm(vecs, axis=1)
+    cos = np.einsum("ij,ij->i", got, vecs) / np.maximum(norms, 1e-12)
+    return bool((cos >= 0.99).all())
 
 
 class DerivedIndex:
@@ -121,6 +124,7 @@ class DerivedIndex:
         params: IndexParams,
         saves: bool = True,
     ) -> None:
+        params = params.resolved(dim)
         self.files = AnnFiles(folder, ef_for=params.ef_for)
         #: False on a read-only folder: saved files are read, never written or removed
         self.saves = saves
@@ -193,22 +197,23 @@ class DerivedIndex:
             )
 
     def _verify(self, base: Base) -> bool:
-        """Sampled rows of the saved vector file equal the database's (keys that still exist)."""
-        if base.keys is None or base.vectors is None or len(base.keys) == 0:
+        """Sampled codes of the saved graph equal those of the database's vectors (keys that
+        still exist): a file consistent with its stamp but made from other vectors fails."""
+        if len(base) == 0:
             return True
-        picks = np.unique(np.linspace(0, len(base.keys) - 1, 16).astype(np.int64))
-        keys, vecs = self._source.vectors(base.keys[picks].tolist())
-        try:
-            got = base.rows(keys)
-        except StoreDamagedError as exc:  # a derived file: ignore it and rebuild from SQLite
-            log.warning("ignoring a damaged saved index: %s", exc)
-            return False
-        return got is not None and len(got[0]) == len(keys) and np.array_equal(got[1], vecs)
+        all_keys = np.sort(np.asarray(base.index.keys, dtype=np.int64))
+        picks = np.unique(np.linspace(0, len(all_keys) - 1, 16).astype(np.int64))
+        keys, vecs = self._source.vectors(all_keys[picks].tolist())
+        return codes_match(base, keys, vecs, self.params.dtype)
 
     def _state_from_file(self, *, max_seq: int, expected_live: int) -> _State | None:
         """A state from the newest valid saved file caught up to ``max_seq`` (in a snapshot)."""
         base = self.files.load_newest(
-            db_uuid=self._uuid, dim=self._dim, max_seq=max_seq, verify=self._verify
+            db_uuid=self._uuid,
+            dim=self._dim,
+            dtype=self.params.dtype,
+            max_seq=max_seq,
+            verify=self._verify,
         )
         if base is None:
             return None
@@ -225,14 +230,17 @@ class DerivedIndex:
         return st
 
     def _rebuild_in_snapshot(self, head: int) -> _State:
-        log.info("building the vector index of %s from the database", self.files.folder)
+        """Build the graph from every vector (inside a snapshot at ``head``), continuing a
+        killed build from its last checkpoint (``build``)."""
         live = self._source.count()
-        index = self._new_index(live)
-        for keys, vecs in self._source.iter_vectors(_BATCH):
-            _add(index, keys, vecs)
+        builder = GraphBuilder(
+            self.files, self._source, self.params, dim=self._dim, db_uuid=self._uuid,
+            saves=self.saves, verify=self._verify, new_index=self._new_index,
+        )  # fmt: skip
+        index, resumed = builder.build(head, live)
         self._check_count(len(index), live)
         self._full_builds += 1
-        self._origin = "rebuilt"
+        self._origin = "resumed" if resumed else "rebuilt"
         return _State(self._dim, seq=head, base=Base(index=index, seq=head))
 
     def _catch_up(self) -> None:
@@ -293,9 +301,11 @@ class DerivedIndex:
         from lookalike.native_libs import Index  # usearch only when an HNSW index is built
 
         p = self.params
+        metric = "hamming" if p.dtype == "b1" else "cos"
         return Index(
-            ndim=self._dim, metric="cos", dtype=p.dtype, connectivity=p.connectivity,
-            expansion_add=p.expansion_add, expansion_search=p.ef_for(size),
+            ndim=graph_ndim(self._dim, p.dtype), metric=metric, dtype=p.dtype,
+            connectivity=p.connectivity, expansion_add=p.expansion_add,
+            expansion_search=p.ef_for(size),
         )  # fmt: skip
 
     def _merge(self) -> None:
@@ -303,7 +313,6 @@ class DerivedIndex:
         assert st is not None
         old = st.base
         tombstones = len(st.removed) + (old.stamp.deleted if old and old.stamp else 0)
-        rows: RowSource | None = None
         if old is not None and tombstones > 0.25 * max(1, len(old)):
             with self._source.snapshot():
                 new = self._rebuild_in_snapshot(self._source.head())
@@ -319,50 +328,21 @@ class DerivedIndex:
             order = np.argsort(st.delta.keys)
             dkeys, dvecs = st.delta.keys[order], st.delta.vectors[order]
             if len(dkeys):
-                _add(index, dkeys, dvecs)
+                add_codes(index, dkeys, dvecs, self.params.dtype)
             new = _State(self._dim, seq=st.seq, base=Base(index=index, seq=st.seq))
-            rows = self._merged_rows(old, dkeys, dvecs)
             self._origin = "built" if old is None else "merged"
         self._merges += 1
         self._state = new
-        self._save(new, rows)
+        self._save(new)
         if old is not None and (new.base is None or old.index is not new.base.index):
             old.release()
 
-    def _merged_rows(self, old: Base | None, dkeys: np.ndarray, dvecs: np.ndarray) -> RowSource:
-        """Rows for a merged base: the old vector file, then the delta (keys only grow)."""
-        if old is not None and (old.keys is None or old.vectors is None):
-            return self._rows_from_source
-        old_keys: np.ndarray = np.empty(0, dtype=np.int64)
-        if old is not None and old.keys is not None:
-            old_keys = old.keys
-        if len(dkeys) and len(old_keys) and int(dkeys[0]) <= int(old_keys[-1]):
-            return self._rows_from_source  # not in key order: read them from the database
-
-        def rows(wanted: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for start in range(0, len(old_keys), _BATCH):
-                part = np.asarray(old_keys[start : start + _BATCH])
-                keep = part[np.isin(part, wanted)]
-                got = old.rows(keep) if old is not None else None  # checked row by row
-                if got is not None:
-                    yield got
-            yield _select(dkeys, dvecs, wanted)
-
-        return rows
-
-    def _rows_from_source(self, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for keys, vecs in self._source.iter_vectors(_BATCH):
-            yield _select(keys, vecs, wanted)
-
-    def _save(self, st: _State | None, rows: RowSource | None = None) -> None:
-        """Save a base that lives only in memory; on failure it stays there (and rescoring
-        reads the database instead of the vector file)."""
+    def _save(self, st: _State | None) -> None:
+        """Save a base that lives only in memory; on failure it stays there."""
         if st is None or st.base is None or st.base.stamp is not None or not self.saves:
             return
         try:
-            saved = self.files.save(
-                st.base, db_uuid=self._uuid, rows_for=rows or self._rows_from_source
-            )
+            saved = self.files.save(st.base, db_uuid=self._uuid, dim=self._dim)
         except (OSError, RuntimeError) as exc:
             log.warning("cannot save the vector index in %s (%s); it stays in memory",
                         self.files.folder, exc)  # fmt: skip
@@ -385,15 +365,16 @@ class DerivedIndex:
                 live_base = max(1, size - len(st.removed))
                 want = self.params.fetch_for(m)
                 mb = min(size, want + math.ceil(want * len(st.removed) / live_base))
-                # asked for a large share of the graph: scan its int8 vectors instead, which
-                # also reaches every node (a graph walk need not)
+                # asked for a large share of the graph: scan its codes instead, which also
+                # reaches every node (a graph walk need not)
                 exact = mb * 4 >= size
-                found = st.base.index.search(q, mb, threads=1, exact=exact)
+                code = encode(q, self.params.dtype)
+                found = st.base.index.search(code, mb, threads=1, exact=exact)
                 keys = np.asarray(found.keys, dtype=np.int64)
                 if st.removed:
                     keys = keys[~np.isin(keys, st.removed_array())]
-                got = st.base.rows(keys)
-                ks, vs = got if got is not None else self._source.vectors(keys.tolist())
+                # exact scores from the database (a key deleted meanwhile is not found)
+                ks, vs = self._source.vectors(keys.tolist())
                 parts_k.append(ks)
                 parts_s.append(dot_rows(vs, q))
                 complete = mb >= size
@@ -410,20 +391,13 @@ class DerivedIndex:
         return Candidates(keys_all[order], scores[order], complete)
 
     def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, float32 vectors) for those of ``keys`` held here (delta or vector file)."""
+        """(keys, float32 vectors) for those of ``keys`` held in memory (the delta: every
+        vector of a small collection); the caller reads the others from the database."""
         with self._lock:
             st = self._state
             if st is None:
                 return np.empty(0, np.int64), np.empty((0, self._dim), np.float32)
-            dk, dv = st.delta.lookup(keys)
-            if st.base is None:
-                return dk, dv
-            rest = np.array(keys, dtype=np.int64)
-            rest = np.sort(rest[~np.isin(rest, dk)])
-            got = st.base.rows(rest)
-            if got is None:
-                return dk, dv
-            return np.concatenate([dk, got[0]]), np.concatenate([dv, got[1]])
+            return st.delta.lookup(keys)
 
     @property
     def live(self) -> int:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Candidates", "IndexParams", "IndexStatus", "VectorSource"]
+__all__ = ["B1_MIN_DIM", "Candidates", "IndexParams", "IndexStatus", "VectorSource", "encode"]
 
 
 class VectorSource(Protocol):
@@ -33,9 +33,25 @@ class VectorSource(Protocol):
         """(keys found, float32 matrix) for the keys that exist."""
         ...
 
-    def iter_vectors(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every (keys, vectors) in key order, in batches."""
+    def iter_vectors(
+        self, batch_size: int, after: int = 0
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (keys, vectors) with key > ``after``, in key order, in batches."""
         ...
+
+
+#: dimensions from which the graph holds one sign bit per dimension (``b1``; Elasticsearch
+#: makes bbq its default from 384 too); below it the
+#: codes are too coarse to rank (24 bits take a few dozen values) and int8 is used
+B1_MIN_DIM = 384
+
+
+def encode(vectors: np.ndarray, dtype: str) -> np.ndarray:
+    """What the HNSW graph stores (and is queried with) for these float32 rows: the
+    packed sign bits for ``b1``, the vectors themselves for the float and int8 kinds."""
+    if dtype == "b1":
+        return np.packbits(np.asarray(vectors) > 0, axis=-1)
+    return np.asarray(vectors, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -47,32 +63,52 @@ class IndexParams:
     merge_fraction: float = 0.05
     #: searches merge only when the delta is this many times past the limit (flush() merges at 1x)
     query_merge_factor: float = 4.0
-    dtype: str = "i8"
-    #: HNSW links per node (twice that on the base layer). 10 keeps the index at 1.2
-    #: bytes per dimension with int8 vectors (16 takes 1.29) at no measured recall cost
-    #: on embedding-like data (bench/search.py)
+    #: what the graph stores per vector: "auto" (``b1`` sign bits from B1_MIN_DIM
+    #: dimensions, else ``i8``), or a usearch kind ("b1", "i8", "f16", "bf16", "f32").
+    #: Candidates are always rescored exactly from the stored float32 vectors
+    dtype: str = "auto"
+    #: HNSW links per node (twice that on the base layer). With b1 codes 10 keeps the
+    #: graph near 0.32 bytes per dimension (8: 0.29, 12: 0.35; bench/search.py)
     connectivity: int = 10
     expansion_add: int = 128
     #: HNSW search breadth; None: grows with the index (see ``ef_for``)
     expansion_search: int | None = None
-    #: candidates taken from the HNSW per wanted hit, rescored exactly ...
-    overfetch: int = 3
+    #: candidates taken from the HNSW per wanted hit, rescored exactly (None: 20 for
+    #: b1 codes, whose Hamming distances tie often, 3 for int8 and wider kinds) ...
+    overfetch: int | None = None
     #: ... for the first this many wanted hits; past them one candidate each (a filtered
     #: search widening to thousands needs breadth, not a margin on every one of them)
     overfetch_cap: int = 100
+    #: a full build from the database saves a checkpoint every this many vectors, from
+    #: which a killed build continues (at 10M: a dozen minutes of work per 1M here)
+    checkpoint_every: int = 1_000_000
+
+    def kind_for(self, dim: int) -> str:
+        """The graph's storage kind for ``dim``-dimensional vectors."""
+        if self.dtype != "auto":
+            return self.dtype
+        return "b1" if dim >= B1_MIN_DIM else "i8"
+
+    def resolved(self, dim: int) -> IndexParams:
+        """These parameters with ``dtype`` and ``overfetch`` made concrete for ``dim``."""
+        kind = self.kind_for(dim)
+        over = self.overfetch if self.overfetch is not None else 20 if kind == "b1" else 3
+        return replace(self, dtype=kind, overfetch=over)
 
     def fetch_for(self, m: int) -> int:
         """How many HNSW candidates to rescore exactly for the ``m`` best."""
-        return m + max(8, (self.overfetch - 1) * min(m, self.overfetch_cap))
+        over = self.overfetch if self.overfetch is not None else 3
+        return m + max(8, (over - 1) * min(m, self.overfetch_cap))
 
     def ef_for(self, size: int) -> int:
         """Search breadth for an HNSW index of ``size`` vectors. Measured with
-        ``bench/search.py`` (embedding-like 512-d data, int8, M=10, 3x over-fetch with
-        exact rescoring): at 1M, ef 96 gives recall@10 0.995 and ef 128 0.999; at 200k,
-        ef 96 gives 0.996. So 96 up to 750k, then in proportion (256 at 2M)."""
+        ``bench/search.py`` (embedding-like 512-d data, 10 candidates rescored per hit,
+        b1, M=10): ef 128 gives recall@10 0.999 at 200k; int8 (3 per hit): ef 96 gives
+        0.995 at 1M and 128 0.999. So 128 (b1) or 96 up to 750k, then in proportion."""
         if self.expansion_search is not None:
             return self.expansion_search
-        return min(512, max(96, 128 * size // 1_000_000))
+        low = 128 if self.dtype == "b1" else 96
+        return min(512, max(low, 128 * size // 1_000_000))
 
 
 @dataclass(frozen=True)

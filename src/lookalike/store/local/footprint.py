@@ -1,0 +1,97 @@
+"""What a local collection's search keeps in memory, what it stores on disk, and both
+projected to larger collections (``lookalike stats``).
+
+Search keeps resident the derived index only: below ``exact_threshold`` documents a
+float32 matrix of every vector; from it on the HNSW graph with its codes (one sign bit
+per dimension from 384 dimensions, memory-mapped from its saved file) and the small
+float32 delta of vectors added since it was saved. The vectors themselves stay in
+``store.db`` and each search reads its few hundred candidates from there through the
+page cache (shared and reclaimable, not counted). Disk is everything in the folder
+but the thumbnail cache: the database (documents, vectors, change log, SQLite indexes)
+and the saved graph.
+
+Projections scale the measured per-vector bytes (database, graph) once the collection
+has at least 100 documents and, for the graph, a saved one; before that they use the
+per-vector estimates below and say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lookalike.store.vectorindex.types import IndexParams, IndexStatus
+
+__all__ = ["SCALE_SIZES", "footprint", "graph_bytes_per_vector"]
+
+SCALE_SIZES = (10_000_000, 100_000_000)
+_MIN_MEASURED = 100
+#: a document's metadata row, its change-log row and SQLite's indexes on them, measured
+#: with bench/search.py's records (paths of ~30 characters, a sha256): about 750 bytes
+_META_ESTIMATE = 750
+
+
+def graph_bytes_per_vector(dim: int, kind: str, connectivity: int) -> int:
+    """An HNSW node in usearch: its code, 2M base-layer links of 4 bytes, key and level
+    overhead (measured at 512-d, M=10: b1 165 bytes, int8 613 bytes)."""
+    per_dim = {"b1": 1 / 8, "i8": 1, "f16": 2, "bf16": 2, "f32": 4}.get(kind, 4)
+    return int(-(-dim * per_dim // 1)) + 8 * connectivity + 24
+
+
+def footprint(
+    *,
+    documents: int,
+    dim: int,
+    params: IndexParams,
+    status: IndexStatus,
+    db_bytes: int,
+    graph_bytes: int,
+    other_bytes: int,
+    precision: str = "float32",
+) -> dict[str, Any]:
+    """RAM and disk per dimension now, and projected for SCALE_SIZES documents;
+    ``precision`` is how store.db keeps the vectors (float32, or float16: 2 bytes)."""
+    p = params.resolved(dim)
+    hnsw = status.kind == "hnsw" or (
+        status.kind == "none" and documents >= max(1, p.exact_threshold)
+    )
+    cells = documents * dim
+    graph_per_vec: float = graph_bytes_per_vector(dim, p.dtype, p.connectivity)
+    graph_basis = "estimated"
+    if hnsw and graph_bytes and status.base_size >= _MIN_MEASURED:
+        graph_per_vec, graph_basis = graph_bytes / status.base_size, "measured"
+    elif hnsw and graph_bytes and status.kind == "none" and documents >= _MIN_MEASURED:
+        graph_per_vec, graph_basis = graph_bytes / documents, "measured"
+    delta_ram = status.delta_size * dim * 4
+    ram = (graph_bytes + delta_ram) if hnsw else documents * dim * 4
+    disk = db_bytes + graph_bytes + other_bytes
+    db_per_vec: float = (2 if precision == "float16" else 4) * dim + 4 + _META_ESTIMATE
+    db_basis = "estimated"
+    if documents >= _MIN_MEASURED:
+        db_per_vec, db_basis = db_bytes / documents, "measured"
+    structure = (
+        f"HNSW graph of {p.dtype} codes (M={p.connectivity}), {p.overfetch} candidates per "
+        f"hit rescored exactly from the {precision} vectors in store.db"
+        if hnsw
+        else f"exact search over a float32 matrix (under {p.exact_threshold:,} documents)"
+    )
+    scale = {
+        str(n): {
+            "ram_bytes": round(graph_per_vec * n),
+            "disk_bytes": round((db_per_vec + graph_per_vec) * n),
+        }
+        for n in SCALE_SIZES
+    }
+    return {
+        "structure": structure,
+        "ram_bytes": ram,
+        "ram_bytes_per_dim": ram / cells if cells else None,
+        "disk_bytes": disk,
+        "disk_bytes_per_dim": disk / cells if cells else None,
+        "scale": scale,
+        "scale_ram_bytes_per_dim": graph_per_vec / dim if dim else None,
+        "scale_disk_bytes_per_dim": (db_per_vec + graph_per_vec) / dim if dim else None,
+        "scale_basis": (
+            f"HNSW graph {graph_per_vec:,.0f} B per vector ({graph_basis}), database "
+            f"{db_per_vec:,.0f} B per vector ({db_basis})"
+        ),
+    }
