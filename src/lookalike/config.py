@@ -59,6 +59,8 @@ class Settings:
     batch_size: int = 32
     decode_workers: int = 0  # 0: choose from the CPU count
     max_pixels: int = 64_000_000  # decoded pixels allowed per image
+    # the ONNX query exports after a first index: "background", "now" or "search"
+    query_export: str = "background"
     # web
     host: str = "127.0.0.1"
     port: int = 8000
@@ -95,6 +97,11 @@ class Settings:
         for name in ("batch_size", "max_pixels", "max_upload_bytes", "es_num_candidates"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number", field=name)
+        if self.query_export not in ("background", "now", "search"):
+            raise ConfigError(
+                f"unknown query_export {self.query_export!r}: use background, now or search",
+                field="query_export",
+            )
         if self.decode_workers < 0:
             raise ConfigError("decode_workers must be 0 (auto) or more", field="decode_workers")
         if not 0 < self.port < 65536:
