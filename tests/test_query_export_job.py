@@ -159,3 +159,18 @@ def test_search_mode_leaves_the_export_to_the_first_search(
     assert done.exit_code == 0, done.output
     assert "preparing text search: exporting the text model" in done.stderr
     assert create_embedder(tiny_settings).query_exports_pending() == ["image"]
+
+
+def test_marking_a_random_model_again_keeps_its_exports(tmp_path: Path) -> None:
+    """The benchmarks mark their random models at every start: the folder's fingerprint,
+    which keys every export made from it, must not change (it did: each bench run made
+    the "warm" home cold again)."""
+    from lookalike.models.onnx_cache import folder_fingerprint
+    from lookalike.models.testing import RANDOM_MARKER, mark_random
+
+    mark_random(tmp_path)
+    before = folder_fingerprint(tmp_path)
+    os.utime(tmp_path / RANDOM_MARKER, ns=(1, 1))  # a write now would show as a new mtime
+    stamped = folder_fingerprint(tmp_path)
+    mark_random(tmp_path)
+    assert folder_fingerprint(tmp_path) == stamped != before

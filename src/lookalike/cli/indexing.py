@@ -51,7 +51,8 @@ def index(
 
     with open_collection(settings, create=True) as col:
         with IndexProgressBar(disable=quiet, model=settings.image_model) as bar:
-            report = col.indexer.index(
+            indexer = col.indexer
+            report = indexer.index(
                 list(paths),
                 progress=bar.update,
                 retry_failed=retry_failed,
@@ -72,6 +73,9 @@ def index(
             job = _background_exports(settings, pending, quiet or as_json)
     if as_json:
         out = report.to_dict()
+        split = indexer.split
+        if split is not None:  # how the embedding phase split the cores (for benchmarks)
+            out["core_split"] = " > ".join(f"{s.workers}w/{s.threads}t" for s in split.history)
         if job is not None:
             out["query_export"] = {**job.to_dict(), "towers": pending}
         emit_json(out)
