@@ -1,4 +1,5 @@
-"""The query exports, made by a background process so that no ``index`` run waits for them.
+"""The query exports and the saved image tower, made by a background process: no ``index``
+run waits for them.
 
 Text and image queries run on checked ONNX exports of the towers, without torch
 (``lookalike.models.onnx_query``). Making them costs tens of seconds and gigabytes
@@ -13,6 +14,9 @@ leaves at once, and a search that needs the text export (``running_job``) can sa
 so and wait for it (``wait_for_job``) instead of exporting the same model again.
 The kernel releases the lock when the process dies, whatever kills it; the export
 cache's own locks and renames keep every file whole (``lookalike.models.onnx_cache``).
+
+It also saves the checked image tower for a warm start
+(``lookalike.models.vision_saved``), once per model and version.
 
 Its output goes to ``onnx/query-export.log``; a failure there only means the first
 search exports (saying so), as before.
@@ -157,13 +161,17 @@ def run_job(settings: Settings, *, locked: bool = False) -> str:
 
         embedder = create_embedder(settings)
         pending = embedder.query_exports_pending()
-        if not pending:
-            return "query exports already made"
-        started = time.perf_counter()
-        embedder.prepare_queries()
-        note = getattr(embedder, "image_export_note", "")
-        done = f"exported {' and '.join(pending)} in {time.perf_counter() - started:.1f} s"
-        return f"{done}; {note}" if note else done
+        said = []
+        if pending:
+            started = time.perf_counter()
+            embedder.prepare_queries()
+            took = time.perf_counter() - started
+            said.append(f"exported {' and '.join(pending)} in {took:.1f} s")
+            note = getattr(embedder, "image_export_note", "")
+            said += [note] if note else []
+        if embedder.warm_start_pending():
+            said.append(embedder.prepare_warm_start())
+        return "; ".join(s for s in said if s) or "query exports already made"
 
 
 def _lock(fd: int, *, exclusive: bool) -> bool:

@@ -63,13 +63,17 @@ def index(
         # Queries run on checked ONNX exports of the text and image towers, without torch,
         # made once per model and version (lookalike.query_export_job). A model that
         # cannot load is the search's to report.
+        # The saved image tower (lookalike.models.vision_saved) is made with them.
         pending = col.embedder.query_exports_pending()
+        save = report.indexed > 0 and col.embedder.warm_start_pending()
         job = None
-        if pending and settings.query_export == "now":
-            say_query_exports(pending, quiet or as_json)
+        if (pending or save) and settings.query_export == "now":
+            if pending:
+                say_query_exports(pending, quiet or as_json)
             with contextlib.suppress(ModelError):
                 col.embedder.prepare_queries()
-        elif pending and settings.query_export == "background":
+                col.embedder.prepare_warm_start()
+        elif (pending or save) and settings.query_export == "background":
             job = _background_exports(settings, pending, quiet or as_json)
     if as_json:
         out = report.to_dict()
@@ -98,7 +102,7 @@ def _background_exports(settings: Settings, towers: list[str], quiet: bool) -> J
     from lookalike.query_export_job import running_job, start_job
 
     job = running_job(settings) or start_job(settings)
-    if not quiet:
+    if not quiet and towers:
         models = " and ".join(f"{t} model" for t in towers)
         click.echo(
             f"preparing fast queries in the background: exporting the {models} for ONNX "
