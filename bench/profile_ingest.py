@@ -13,7 +13,8 @@ prints seconds per stage:
 * the main thread, whose samples (idle ones included) add up to the wall time:
   imports, model load, load-time checks, scan and hash, worker spawn, waiting for
   decoded images, preprocessing, the model's forward pass, SQLite writes, export;
-* the decode workers: seconds decoding, starting (imports), and idle.
+* the decode workers: seconds decoding, starting (imports), and idle; and the
+  background query export, which py-spy follows after the index exits.
 
 The stages are matched on function names (``STAGES``), first match wins.
 """
@@ -87,7 +88,12 @@ def summarise(raw: Path, rate: int) -> dict[str, dict[str, float]]:
         if not found:
             continue
         where = found[-1]
-        child = len(re.findall(r"process \d+:\"", stack[: where.start()])) > 1
+        owners = stack[: where.start()]
+        child = len(re.findall(r"process \d+:\"", owners)) > 1
+        if "query_export_job" in owners:  # detached: py-spy follows it past the index's exit
+            if where.group(2) == "MainThread":
+                workers["background export (after index exit)"] += int(count)
+            continue
         frames = _frames(stack[where.end() + 1 :])
         n = int(count)
         if where.group(2) != "MainThread":
