@@ -111,7 +111,7 @@ def start_job(settings: Settings) -> Job:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                pass_fds=(fd,),  # the lock, held while the child lives
+                pass_fds=(fd,) if os.name == "posix" else (),  # the lock, for the child's life
             )
         path.write_text(str(proc.pid), encoding="ascii")
         return Job(proc.pid, logfile)
