@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookalike.errors import ConfigError, LookalikeError, ModelError
+from lookalike.errors import ConfigError, LookalikeError
 from lookalike.models import onnx_image, onnx_query, onnx_text
 from lookalike.models.cpu import CpuFeatures, Precision, choose_precision, cpu_features
 from lookalike.models.onnx_cache import ExportCache
@@ -296,12 +296,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         if path is None or not isinstance(path.run, Vision) or cosine is None:
             return "image tower not saved: no fast path to save"
         precision = "bf16" if path.runtime.endswith("bf16") else "fp32"
-        try:
-            saved = save_vision(cache, path.run, precision, cosine, tower.dim)
-        except Exception as exc:  # an unforeseen variant: every run loads the ordinary way
-            log.warning("image tower not saved: %s: %s", type(exc).__name__, exc)
-            return f"image tower not saved ({type(exc).__name__}: {exc})"
-        return f"image tower saved in {saved.parent} ({precision}, cosine {cosine:.5f})"
+        return save_vision(cache, path.run, precision, cosine, tower.dim)
 
     # -- loading: the reference loader, then the fast paths ------------------------------------
 
@@ -468,8 +463,8 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         saved = self._saved
         if saved is not None and self._image is None and _image_list(images) and images:
             if saved.takes(images):
-                return self._embed_saved(saved, images)
-            self.load_images_fully()
+                return saved.embed(images, self.batch_size, self.image_model)
+            super().load_images()  # input the saved tower does not take: the ordinary one
         light = self._light("image") if images and not isinstance(images, Image.Image) else None
         if light is not None and onnx_query.QueryImage.takes(images):
             try:
@@ -479,26 +474,6 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             except Exception as exc:
                 self._queries.fail("image", exc)  # type: ignore[union-attr]
         return super().embed_images(images)
-
-    def _embed_saved(self, saved: SavedVision, images: Sequence[Image.Image]) -> np.ndarray:
-        from lookalike.models.sentence import _normalise
-
-        try:
-            parts = [
-                saved(images[start : start + self.batch_size])
-                for start in range(0, len(images), self.batch_size)
-            ]
-        except Exception as exc:
-            raise ModelError(
-                f"the image model {self.image_model} failed on a batch of {len(images)} images "
-                f"({exc.__class__.__name__}: {exc}); delete {saved.path.parent} and retry",
-                field="image_model",
-            ) from exc
-        return _normalise(np.concatenate(parts), len(images), saved.dim, self.image_model)
-
-    def load_images_fully(self) -> None:
-        """The ordinary image tower, for inputs the saved one does not take."""
-        super().load_images()
 
     def _encode(self, tower: _Tower, inputs: list[Any]) -> np.ndarray:
         """The fast path for this modality when it is attached, else the reference one."""

@@ -98,10 +98,38 @@ class SavedVision:
             out: np.ndarray = self.module(pixels).float().numpy()
         return out
 
+    def embed(self, images: Sequence[Image.Image], batch_size: int, name: str) -> np.ndarray:
+        """L2-normalised vectors, as ``Embedder.embed_images`` returns them."""
+        from lookalike.errors import ModelError
+        from lookalike.models.sentence import _normalise
 
-def save_vision(cache: ExportCache, runner: Any, precision: str, cosine: float, dim: int) -> Path:
+        try:
+            parts = [
+                self(images[start : start + batch_size])
+                for start in range(0, len(images), batch_size)
+            ]
+        except Exception as exc:
+            raise ModelError(
+                f"the image model {name} failed on a batch of {len(images)} images "
+                f"({exc.__class__.__name__}: {exc}); delete {self.path.parent} and retry",
+                field="image_model",
+            ) from exc
+        return _normalise(np.concatenate(parts), len(images), self.dim, name)
+
+
+def save_vision(cache: ExportCache, runner: Any, precision: str, cosine: float, dim: int) -> str:
     """Trace ``runner`` (a ``vision_fast.Vision`` that passed its load check) and save it
-    with its verdict; returns the module's path. Raises what tracing raises."""
+    with its verdict; says what it did. A tower that cannot be traced, or whose trace
+    disagrees, is not saved: every run then loads the ordinary way, as before."""
+    try:
+        path = _save(cache, runner, precision, cosine, dim)
+    except Exception as exc:  # an unforeseen model variant
+        log.warning("image tower not saved: %s: %s", type(exc).__name__, exc)
+        return f"image tower not saved ({type(exc).__name__}: {exc})"
+    return f"image tower saved in {path.parent} ({precision}, cosine {cosine:.5f})"
+
+
+def _save(cache: ExportCache, runner: Any, precision: str, cosine: float, dim: int) -> Path:
     import torch
 
     class _Tower(torch.nn.Module):
