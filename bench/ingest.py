@@ -1,208 +1,70 @@
-"""Ingest throughput: the seed's pipeline against lookalike's, in the same process, same weights.
+"""Ingest as a user runs it: ``lookalike index`` timed as a subprocess, cold and warm, against
+the seed's pipeline and the hardware's ceilings, all in one run.
 
-    python bench/ingest.py [--photos N] [--hd N] [--icons N] [--seed-sample N]
-                           [--models DIR] [--corpus DIR] [--no-rss]
+    python -P bench/ingest.py [--icons N] [--hd N] [--photos N] [--kinds icon,hd1080,...]
+                              [--seed-sample N] [--runtimes torch-fp32,torch-bf16]
+                              [--models DIR] [--corpus DIR] [--repeats N]
 
-Generates (once, cached in --corpus) a mixed corpus with bench/corpus.py: 12 MP
-camera-like JPEGs, 1080p JPEGs and 128x128 PNG icons, and builds (once) a
-random-weight ViT-B/32 with scripts/make_random_models.py. Then, per kind:
+Generates (once, cached in --corpus) 128 px PNG icons, 1080p JPEGs and 12 MP
+camera-like JPEGs with bench/corpus.py, and builds (once) random-weight full-size
+ViT-B/32 and multilingual text models with scripts/make_random_models.py. Then:
 
-(a) the seed's pipeline, reproduced: ``Image.open`` + full decode with Pillow, then
-    ``SentenceTransformer.encode`` on that one image, fp32, one image at a time
-    (torch's default threads; and again on 1 thread, its best case on a busy machine).
-    It has no batching and no state, so its rate is measured on the first
-    --seed-sample images of each kind;
-(b) lookalike's pipeline: the real ``Indexer`` (scan, hash, reduced-size decoding in
-    worker processes, batched embedding with the default runtime, SQLite store) into
-    a fresh collection;
-(c) the model-only ceiling of lookalike's runtime: ``embed_images`` on pre-decoded
-    224x224 images, batch 32, the better of 1 thread and all cores.
+* **model-only ceiling**, each runtime of bench/ceiling.py (torch fp32 and bf16 at
+  batch 1 and 32, pre-decoded 224x224 input, best of --repeats), in a fresh process,
+  at the start of the run and again at its end (the better of the two counts);
+* per kind of image:
+  - **decode ceiling** (JPEG photos only): lookalike's reduced-scale decode
+    (``lookalike.images.clip_ready``: JPEG draft, resize, crop) alone, in 2 processes;
+  - **the seed's pipeline** as the seed's script ran it, in a fresh process:
+    ``SentenceTransformer(folder)``, then per image ``Image.open`` + full decode and
+    ``model.encode(image)``, fp32, one image at a time, torch's default threads; its
+    rate counts decode and encode only (its own start and model load are left out,
+    which flatters it);
+  - **cold**: ``python -m lookalike index FOLDER --json`` in a fresh home (no ONNX
+    export, no cached anything), wall-clock from process start to exit. The index
+    leaves the query exports to a background process (``lookalike.query_export_job``);
+    the bench then waits for it (its time is reported, not counted) so that it
+    disturbs nothing after;
+  - **warm**: the same, into a new collection of that home (exports and caches
+    present).
+  For cold and warm: images/s over the whole wall time, the run's own embedding rate
+  (its ``--json`` ``images_per_second``: decode-and-embed phase only), the fixed cost
+  (wall minus that phase) and the core split the run went through.
 
-Each kind is measured in --rounds interleaved rounds (ceiling, seed, lookalike), and
-the speed-up and the fraction of the ceiling are taken within each round, then the
-median over rounds: on a shared machine the speed of everything drifts by several
-times within minutes. Prints images/s for each, lookalike's speed-up over the seed,
-its fraction of the ceiling, and the core split the indexer went through. Then,
-unless --no-rss, the peak RSS of a whole ingest of the photo folder (a fresh process
-running the indexer, plus its decode workers), sampled every 20 ms.
+Prints a table with the ratios: against the seed, against the bf16 batch-32 ceiling,
+and for photos against min(model ceiling, decode ceiling); the CPU flags, the load
+average before and after. Figures drift several-fold on a shared machine: run it
+alone (``flock /work/notes/cpu.lock ...`` here) and read ratios within one run.
+``--json FILE`` also writes every figure.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench/ holds modules named like the standard library's (http.py): keep it off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "scripts"))
-# Nothing heavy is imported at module level: decode workers are spawned processes
-# that import this module again.
+# Nothing heavy at module level: the decode processes import this module again.
 
 DEFAULT_MODELS = Path("/tmp/lookalike-bench/models")
 DEFAULT_CORPUS = Path("/tmp/lookalike-bench/corpus")
-KINDS = {"photo12mp": "12 MP JPEG", "hd1080": "1080p JPEG", "icon": "128 px PNG icon"}
-GOALS = {"photo12mp": 10.0, "icon": 5.0}
+KINDS = {"icon": "128 px PNG icons", "hd1080": "1080p JPEGs", "photo12mp": "12 MP JPEGs"}
+PHOTOS = ("hd1080", "photo12mp")
+BEST = "torch-bf16"  # the runtime whose batch-32 ceiling the runs are held against
 
 
-def seed_model(model_dir: Path):
-    """The seed's model: SentenceTransformer as loaded (fp32), torch's default threads."""
-    from sentence_transformers import SentenceTransformer
-
-    from lookalike.models.sentence import _quiet_loading
-
-    with _quiet_loading():
-        return SentenceTransformer(str(model_dir), device="cpu")
-
-
-def seed_pipeline(model, paths: list[Path]) -> tuple[float, float, float]:
-    """The seed's loop. Returns (images/s, decode ms per image, embed ms per image)."""
-    import torch
-    from PIL import Image
-
-    decode = embed = 0.0
-    with Image.open(paths[0]) as warm:
-        model.encode(warm.convert("RGB"))
-    for path in paths:
-        started = time.perf_counter()
-        img = Image.open(path)
-        img.load()  # the full-size decode
-        decoded = time.perf_counter()
-        with torch.inference_mode():
-            model.encode(img)
-        embed += time.perf_counter() - decoded
-        decode += decoded - started
-    n = len(paths)
-    return n / (decode + embed), decode / n * 1000, embed / n * 1000
-
-
-@contextlib.contextmanager
-def one_thread():
-    """The seed's loop again with 1 torch thread: its best case when another process holds a
-    core (its default 2 threads then stall each other)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def lookalike_pipeline(settings, embedder, folder: Path) -> tuple[float, str]:
-    """Index ``folder`` into a fresh collection. Returns (images/s, the core split's history)."""
-    from lookalike.collection import Collection
-
-    with Collection(settings, embedder=embedder) as col:
-        indexer = col.indexer
-        report = indexer.index([folder])
-    assert report.indexed > 0 and not report.skipped, report.to_dict()
-    split = indexer.split
-    history = " > ".join(f"{s.workers}w/{s.threads}t" for s in split.history) if split else "-"
-    return report.images_per_second, history
-
-
-def ceiling(embedder, batch: int, seconds: float) -> float:
-    """images/s of the runtime alone on pre-decoded 224x224 images: the best of 1 thread
-    and all cores (on a busy machine all cores can be far slower than one)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from lookalike.core_split import usable_cores
-
-    rng = np.random.default_rng(0)
-    images = [
-        Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), "RGB")
-        for _ in range(batch)
-    ]
-    before = torch.get_num_threads()
-    best = 0.0
-    try:
-        for threads in sorted({1, usable_cores()}):
-            torch.set_num_threads(threads)
-            embedder.embed_images(images)  # warm-up
-            done, started = 0, time.perf_counter()
-            while time.perf_counter() - started < seconds / 2:
-                embedder.embed_images(images)
-                done += batch
-            best = max(best, done / (time.perf_counter() - started))
-        return best
-    finally:
-        torch.set_num_threads(before)
-
-
-def make_settings(home: Path, models: dict[str, Path], batch: int):
-    from lookalike.config import Settings
-
-    return Settings(
-        home=home,
-        image_model=str(models["image"]),
-        text_model=str(models["text"]),
-        batch_size=batch,
-    )
-
-
-# -- peak RSS in a fresh process ----------------------------------------------------------
-
-
-def rss_child(folder: Path, models: dict[str, Path], batch: int) -> None:
-    """Run one ingest of ``folder`` and print {"peak_mb": ..., "images": ...} as JSON."""
-    import psutil
-
-    me = psutil.Process()
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):  # a worker that just ended
-                    total += proc.memory_info().rss
-            peak = max(peak, total)
-            stop.wait(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    from lookalike.models import create_embedder
-
-    with tempfile.TemporaryDirectory() as home:
-        settings = make_settings(Path(home), models, batch)
-        speed, history = lookalike_pipeline(settings, create_embedder(settings), folder)
-    stop.set()
-    sampler.join()
-    print(json.dumps({"peak_mb": peak / 2**20, "images_per_s": speed, "split": history}))
-
-
-def peak_rss(folder: Path, models: dict[str, Path], batch: int) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--rss-child",
-        str(folder),
-        "--models",
-        str(models["image"].parent),
-    ]
-    out = subprocess.run(
-        cmd + ["--batch", str(batch)], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _bench_module(name: str):
+def _bench_module(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -210,103 +72,240 @@ def _bench_module(name: str):
     return module
 
 
-# -- the report ----------------------------------------------------------------------------
+def _json_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-P", *args], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{args[0]} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _env(home: Path, models: dict[str, Path], collection: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")}
+    return {
+        **clean,
+        "PYTHONPATH": str(ROOT / "src"),
+        "LOOKALIKE_HOME": str(home),
+        "LOOKALIKE_MODEL": str(models["image"]),
+        "LOOKALIKE_TEXT_MODEL": str(models["text"]),
+        "LOOKALIKE_COLLECTION": collection,
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+# -- the seed's pipeline, in its own process --------------------------------------------
+
+
+def seed_child(folder: Path, model_dir: Path, sample: int) -> None:
+    """The seed's loop over the first ``sample`` images of ``folder``; prints JSON."""
+    started = time.perf_counter()
+    import torch
+    from PIL import Image
+    from sentence_transformers import SentenceTransformer
+
+    from lookalike.models.sentence import _quiet_loading
+
+    with _quiet_loading():
+        model = SentenceTransformer(str(model_dir), device="cpu")
+    loaded = time.perf_counter() - started
+    paths = sorted(folder.iterdir())[: sample or None]
+    with Image.open(paths[0]) as first:  # the first call's one-off costs are not the rate's
+        model.encode(first.convert("RGB"))
+    decode = embed = 0.0
+    for path in paths:
+        t0 = time.perf_counter()
+        img = Image.open(path)
+        img.load()  # the full-size decode
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            model.encode(img)
+        embed += time.perf_counter() - t1
+        decode += t1 - t0
+    n = len(paths)
+    print(json.dumps({
+        "images": n, "images_per_s": n / (decode + embed), "decode_ms": decode / n * 1000,
+        "embed_ms": embed / n * 1000, "load_s": loaded, "threads": torch.get_num_threads(),
+    }))  # fmt: skip
+
+
+# -- the decode ceiling ----------------------------------------------------------------------
+
+
+def _decode(path: str) -> int:
+    from lookalike.images import clip_ready
+
+    return clip_ready(path, max_pixels=64_000_000).image.size[0]
+
+
+def decode_ceiling(paths: list[Path], processes: int = 2) -> float:
+    """images/s of lookalike's reduced-scale decode alone, in ``processes`` processes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    names = [str(p) for p in paths]
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(_decode, names[: processes * 2]))  # start and import first
+        started = time.perf_counter()
+        list(pool.map(_decode, names, chunksize=4))
+        return len(names) / (time.perf_counter() - started)
+
+
+# -- lookalike index, as a user runs it ------------------------------------------------------
+
+
+def index_run(folder: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``lookalike index FOLDER --json`` in a fresh process: wall time and its report."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "lookalike", "index", str(folder), "--json", "--quiet"],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"lookalike index failed:\n{done.stderr[-3000:]}")
+    report = json.loads(done.stdout)
+    report["wall_s"] = wall
+    report["fixed_s"] = wall - report["embed_seconds"]
+    job = report.get("query_export")
+    if job:  # wait for the background export, so it disturbs nothing after
+        report["export_after_exit_s"] = _wait_unlocked(Path(env["LOOKALIKE_HOME"]))
+    return report
+
+
+def _wait_unlocked(home: Path) -> float:
+    """Seconds until the background query export (holding its lock) ends."""
+    import fcntl
+
+    from lookalike.config import Settings
+    from lookalike.query_export_job import job_lock_path
+
+    started = time.perf_counter()
+    fd = os.open(job_lock_path(Settings(home=home)), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - started
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def report(result: dict[str, Any]) -> None:
+    ceilings = result["ceiling"]["runtimes"]
+    print("\nmodel-only ceiling (images/s, pre-decoded 224x224, "
+          f"{result['ceiling']['cores']} threads, best of {result['repeats']} at the start "
+          "and the end of the run):")  # fmt: skip
+    for name, entry in ceilings.items():
+        rest = "  ".join(f"batch {b}: {v:6.2f}" for b, v in entry.items() if b != "cosine")
+        print(f"  {name:<14} {rest}  (cosine to fp32 {entry['cosine']:.5f})")
+    top = ceilings[BEST]["32"] if BEST in ceilings else max(e["32"] for e in ceilings.values())
+    head = f"\n{'images':<18}{'n':>5}{'run':>6}{'wall s':>8}{'img/s':>8}{'x seed':>8}"
+    print(f"{head}{'embed/s':>9}{'/ceil':>7}{'/min':>6}{'fixed s':>9}{'export s':>9}  core split")
+    for kind, k in result["kinds"].items():
+        n, seed = k["n"], k["seed"]["images_per_s"]
+        low = min(top, k["decode_ceiling"]) if "decode_ceiling" in k else None
+        line = f"{KINDS[kind]:<18}{n:>5}"
+        print(f"{line}{'seed':>6}{n / seed:>8.1f}{seed:>8.2f}{1:>7.1f}x"
+              f"   ({k['seed']['decode_ms']:.0f} ms decode + {k['seed']['embed_ms']:.0f} ms "
+              f"encode per image, {k['seed']['threads']} threads)")  # fmt: skip
+        for run in ("cold", "warm"):
+            r = k[run]
+            rate = n / r["wall_s"]
+            emb = r["images_per_second"]
+            vs_min = f"{emb / low:>6.2f}" if low else f"{'-':>6}"
+            bg = r.get("export_after_exit_s")
+            export = f"{bg:>9.1f}" if bg is not None else f"{'-':>9}"
+            print(f"{'':<23}{run:>6}{r['wall_s']:>8.1f}{rate:>8.2f}{rate / seed:>7.1f}x"
+                  f"{emb:>9.2f}{emb / top:>7.2f}{vs_min}{r['fixed_s']:>9.1f}{export}"
+                  f"  {r.get('core_split', '-')}")  # fmt: skip
+        if low:
+            dec = k["decode_ceiling"]
+            print(f"{'':<23}decode ceiling (2 processes, reduced-scale): "
+                  f"{dec:.1f} images/s; min(model, decode) = {low:.1f}")  # fmt: skip
+    flags = result["ceiling"]["cpu_flags"]
+    print("\nimg/s and x seed: whole wall time of `lookalike index` (start to exit) per image; "
+          "embed/s: the run's own decode-and-embed rate; /ceil: embed/s over the "
+          f"{BEST} batch-32 ceiling ({top:.1f}); /min: over min(model, decode) ceiling; fixed s: "
+          "wall minus the decode-and-embed phase (start, imports, scan, hash, model load); "
+          "export s: the background query export, after index exited (not in wall).")  # fmt: skip
+    said = ", ".join(f"{name}={'yes' if on else 'no'}" for name, on in flags.items())
+    print(f"CPU flags: {said}")
+    print(f"load average before {result['load_before']}, after {result['load_after']}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=int, default=60, help="12 MP JPEGs")
-    parser.add_argument("--hd", type=int, default=100, help="1080p JPEGs")
-    parser.add_argument("--icons", type=int, default=300, help="128x128 PNG icons")
-    parser.add_argument("--seed-sample", type=int, default=20, help="images per kind for (a)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions")
-    parser.add_argument("--ceiling-seconds", type=float, default=6.0)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--icons", type=int, default=1000, help="128 px PNG icons")
+    parser.add_argument("--hd", type=int, default=200, help="1080p JPEGs")
+    parser.add_argument("--photos", type=int, default=100, help="12 MP JPEGs")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="which kinds to run")
+    parser.add_argument("--seed-sample", type=int, default=0, help="seed images (0: all)")
+    parser.add_argument("--runtimes", default="", help="ceiling runtimes (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="ceiling: best of N")
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS run")
-    parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--seed-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     from make_random_models import make_random_models
 
-    make_corpus = _bench_module("corpus").make_corpus
-
     models = make_random_models(args.models)
-    if args.rss_child:
-        rss_child(args.rss_child, models, args.batch)
+    if args.seed_child:
+        seed_child(args.seed_child, models["image"], args.seed_sample)
         return
-
-    from lookalike.core_split import usable_cores
-    from lookalike.models import create_embedder
-
-    counts = {"photo12mp": args.photos, "hd1080": args.hd, "icon": args.icons}
-    started = time.perf_counter()
-    make_corpus(args.corpus, {k: n for k, n in counts.items() if n > 0})
-    print(f"corpus: {args.corpus} ({time.perf_counter() - started:.0f} s to generate or check)")
-    print(f"models: {models['image']} (random weights, ViT-B/32 full size); "
-          f"{usable_cores()} cores")  # fmt: skip
-
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = make_settings(Path(tmp) / "warm", models, args.batch)
-        embedder = create_embedder(settings)
-        embedder.load_images()
-        runtime, why = embedder.runtime_for("image")  # type: ignore[attr-defined]
-        print(f"lookalike runtime: {runtime} ({why})")
-        seed = seed_model(models["image"])
-        for kind, n in counts.items():
-            if n <= 0:
-                continue
+    counts = {"icon": args.icons, "hd1080": args.hd, "photo12mp": args.photos}
+    kinds = [k for k in args.kinds.split(",") if k and counts.get(k, 0) > 0]
+    _bench_module("corpus").make_corpus(args.corpus, {k: counts[k] for k in kinds})
+    result: dict[str, Any] = {"load_before": _load(), "repeats": args.repeats, "kinds": {}}
+    print(f"models: {models['image']} (random weights, full size); corpus: {args.corpus}; "
+          f"load average {result['load_before']}", flush=True)  # fmt: skip
+    ceiling_args = ["bench/ceiling.py", "--models", str(args.models)]
+    ceiling_args += ["--repeats", str(args.repeats)]
+    if args.runtimes:
+        ceiling_args += ["--runtimes", args.runtimes]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result["ceiling"] = _json_child(ceiling_args, env)
+    print(f"ceiling: {json.dumps(result['ceiling']['runtimes'])}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="lookalike-ingest-") as tmp:
+        for kind in kinds:
+            n = counts[kind]
             paths = sorted((args.corpus / kind).iterdir())[:n]
-            folder = Path(tmp) / f"in-{kind}"  # exactly the first n files of the cached corpus
+            folder = Path(tmp) / f"in-{kind}"  # exactly the first n files of the corpus
             folder.mkdir()
             for p in paths:
                 os.symlink(p, folder / p.name)
-            for r in range(args.rounds):  # interleaved, so a busy spell hits all three alike
-                top = ceiling(embedder, args.batch, args.ceiling_seconds)
-                sample = paths[: args.seed_sample]
-                seed_rate, dec_ms, emb_ms = seed_pipeline(seed, sample)
-                with one_thread():
-                    seed_1t = seed_pipeline(seed, sample)[0]
-                ours, history = lookalike_pipeline(
-                    make_settings(Path(tmp) / f"{kind}-{r}", models, args.batch), embedder, folder
-                )
-                rows.append((kind, n, r, top, seed_rate, seed_1t, dec_ms, emb_ms, ours, history))
-                print(f"  {kind} round {r + 1}: seed {seed_rate:.2f}/s (1 thread {seed_1t:.2f}/s), "
-                      f"lookalike {ours:.1f}/s, ceiling {top:.1f}/s", flush=True)  # fmt: skip
-        rss = None
-        if not args.no_rss and counts["photo12mp"] > 0:
-            rss = peak_rss(Path(tmp) / "in-photo12mp", models, args.batch)
-
-    print()
-    head = f"{'images':<16}{'n':>4}{'rd':>3}{'seed':>7}{'(dec+emb ms)':>14}{'seed 1t':>8}"
-    print(f"{head}{'ours':>6}{'ceil.':>6}{'x seed':>7}{'x 1t':>6}{'of ceil.':>9}  core split")
-    for kind, n, r, top, seed_rate, seed_1t, dec_ms, emb_ms, ours, history in rows:
-        ms = f"({dec_ms:.0f}+{emb_ms:.0f})"
-        print(f"{KINDS[kind]:<16}{n:>4}{r + 1:>3}{seed_rate:>7.2f}{ms:>14}{seed_1t:>8.2f}"
-              f"{ours:>6.1f}{top:>6.1f}{ours / seed_rate:>6.1f}x{ours / seed_1t:>5.1f}x"
-              f"{ours / top:>9.2f}  {history}")  # fmt: skip
-    print("\nmedians over the rounds (each ratio taken within its round):")
-    for kind in counts:
-        mine = [row for row in rows if row[0] == kind]
-        if not mine:
-            continue
-        speedup = statistics.median(row[8] / row[4] for row in mine)
-        speedup_1t = statistics.median(row[8] / row[5] for row in mine)
-        of_top = statistics.median(row[8] / row[3] for row in mine)
-        goal = f" (goal >= {GOALS[kind]:.0f}x)" if kind in GOALS else ""
-        goal_top = " (goal >= 0.8)" if kind == "icon" else ""
-        print(f"  {KINDS[kind]:<16} {speedup:5.1f}x the seed{goal:<16}({speedup_1t:.1f}x the seed "
-              f"on 1 thread)  {of_top:5.2f} of the ceiling{goal_top}")  # fmt: skip
-    print(f"\nceiling: {runtime}, batch {args.batch}, pre-decoded 224x224, best of 1 thread and "
-          "all cores. lookalike's "
-          "figures include scanning, hashing, decoding, embedding and SQLite writes.")  # fmt: skip
-
-    if rss is not None:
-        print(f"\npeak RSS, whole ingest of {counts['photo12mp']} 12 MP photos in a fresh process "
-              f"(main + decode workers): {rss['peak_mb']:.0f} MB (goal < 1536 MB); "
-              f"{rss['images_per_s']:.1f} images/s, split {rss['split']}")  # fmt: skip
+            k: dict[str, Any] = {"n": n}
+            if kind in PHOTOS:
+                k["decode_ceiling"] = decode_ceiling(paths)
+            sample = ["--seed-sample", str(args.seed_sample)]
+            k["seed"] = _json_child(
+                ["bench/ingest.py", "--seed-child", str(folder), "--models", str(args.models),
+                 *sample], env,
+            )  # fmt: skip
+            home = Path(tmp) / f"home-{kind}"  # fresh: no exports, no caches
+            k["cold"] = index_run(folder, _env(home, models, "cold"))
+            k["warm"] = index_run(folder, _env(home, models, "warm"))
+            result["kinds"][kind] = k
+            seed, cold, warm = k["seed"]["images_per_s"], k["cold"]["wall_s"], k["warm"]["wall_s"]
+            print(f"{kind}: seed {seed:.2f}/s, cold {cold:.1f} s, warm {warm:.1f} s", flush=True)
+    # the ceiling again at the end: a busy spell at the start must not lower it
+    again = _json_child(ceiling_args, env)
+    print(f"ceiling again: {json.dumps(again['runtimes'])}", flush=True)
+    for name, entry in again["runtimes"].items():
+        first = result["ceiling"]["runtimes"][name]
+        for key, value in entry.items():
+            if key != "cosine":
+                first[key] = max(first[key], value)
+    result["load_after"] = _load()
+    report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class Settings:
     batch_size: int = 32
     decode_workers: int = 0  # 0: choose from the CPU count
     max_pixels: int = 64_000_000  # decoded pixels allowed per image
+    # the ONNX query exports after a first index: "background", "now" or "search"
+    query_export: str = "background"
     # web
     host: str = "127.0.0.1"
     port: int = 8000
@@ -106,6 +108,11 @@ class Settings:
                 f"vector_precision {self.vector_precision!r} is not one of "
                 + ", ".join(VECTOR_PRECISIONS),
                 field="vector_precision",
+            )
+        if self.query_export not in ("background", "now", "search"):
+            raise ConfigError(
+                f"unknown query_export {self.query_export!r}: use background, now or search",
+                field="query_export",
             )
         if self.decode_workers < 0:
             raise ConfigError("decode_workers must be 0 (auto) or more", field="decode_workers")

@@ -80,7 +80,7 @@ def search(
     started = time.perf_counter()
     with open_collection(settings) as col:
         if (query or not_texts) and col.embedder.text_export_pending():
-            say_text_export(as_json or as_csv)
+            say_text_export(as_json or as_csv, settings, col.embedder.text_export_pending)
         hits = col.searcher.search(
             Query(
                 **parts,

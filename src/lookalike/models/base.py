@@ -100,6 +100,14 @@ class Embedder(Protocol):
         """Make the query exports now (after indexing), so the first query is fast."""
         return None
 
+    def warm_start_pending(self) -> bool:
+        """Whether ``prepare_warm_start`` has something to save for the next process."""
+        return False
+
+    def prepare_warm_start(self) -> str:
+        """Save what lets the next process load the image tower fast; says what it did."""
+        return ""
+
 
 @dataclass
 class ModelStatus:

@@ -61,6 +61,7 @@ from lookalike.models.text_fast import (
     pooled_text,
 )
 from lookalike.models.vision_fast import Vision, check_images, min_cosine
+from lookalike.models.vision_saved import MODULE, SavedVision, load_saved, save_vision, saved_cache
 
 __all__ = ["RUNTIME", "FastTorchEmbedder"]
 
@@ -121,6 +122,8 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         self._features = features or cpu_features
         self._vision_path: _Path | None = None
         self._text_path: _Path | None = None
+        self._saved: SavedVision | None = None  # the saved image tower (vision_saved)
+        self._vision_cosine: float | None = None  # the image fast path's load check
         self.image_export_note = ""  # how the image export went (prepare_queries)
         # Exports recorded by an earlier process answer queries without loading torch.
         self._queries = (
@@ -142,6 +145,8 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         path = self._vision_path
         if path is not None and path.run is not None:
             return "bf16" if path.runtime.endswith("bf16") else "fp32"
+        if self._saved is not None:
+            return "bf16" if self._saved.precision == "bf16" else "fp32"
         return choose_precision(self.requested_precision, self._features())[0]
 
     def runtime_for(self, role: str) -> tuple[str, str]:
@@ -150,6 +155,12 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         failed = self._queries.reason(role) if self._queries is not None else None
         if path is not None:
             return path.runtime, f"{path.reason}; {failed}" if failed else path.reason
+        saved = self._saved if role == "image" else None
+        if saved is not None:
+            return f"{RUNTIME} {saved.precision}", (
+                f"saved tower in {saved.path.parent} (traced from the checked fast path; "
+                f"cosine {saved.cosine:.5f} to the reference when saved)"
+            )
         light = self._light(role)
         if light is not None:
             return f"onnx {light.precision}", (
@@ -238,7 +249,54 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             return None
         if role == "text":
             return self._queries.text() if self._text_path is None else None
-        return self._queries.image() if self._image is None else None
+        return self._queries.image() if self._image is None and self._saved is None else None
+
+    # -- the saved image tower (vision_saved): a warm start without sentence-transformers -------
+
+    def _saved_cache(self) -> ExportCache | None:
+        planned = choose_precision(self.requested_precision, self._features())[0]
+        return locate_cache(
+            self.onnx_cache, self.image_model, "image", self.cache_folder,
+            lambda folder: saved_cache(self.onnx_cache, folder, planned),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def load_images(self) -> None:
+        """The saved image tower when one is recorded for this model and version (a fraction
+        of a second), else the ordinary load with its checks."""
+        if self._image is None and self._saved is None:
+            cache = self._saved_cache()
+            if cache is not None and cache.has(MODULE):
+                with self._lock:
+                    if self._saved is None:
+                        self._saved = load_saved(cache)
+        if self._image is None and self._saved is not None:
+            return
+        super().load_images()
+
+    @property
+    def dim(self) -> int:
+        saved = self._saved
+        if saved is not None and self._image is None:
+            return saved.dim
+        return super().dim
+
+    def warm_start_pending(self) -> bool:
+        """Whether no saved image tower exists yet for this model and version."""
+        cache = self._saved_cache()
+        return cache is not None and not cache.has(MODULE)
+
+    def prepare_warm_start(self) -> str:
+        """Load the image tower the ordinary way (checks included) and save its fast path
+        for later processes (once per model and version)."""
+        cache = self._saved_cache()
+        if cache is None or cache.has(MODULE):
+            return ""
+        tower = self._image_tower()  # the ordinary load: the fast path and its check
+        path, cosine = self._vision_path, self._vision_cosine
+        if path is None or not isinstance(path.run, Vision) or cosine is None:
+            return "image tower not saved: no fast path to save"
+        precision = "bf16" if path.runtime.endswith("bf16") else "fp32"
+        return save_vision(cache, path.run, precision, cosine, tower.dim)
 
     # -- loading: the reference loader, then the fast paths ------------------------------------
 
@@ -287,6 +345,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             with tower.lock:
                 cosine = min_cosine(runner(images), reference)
             if cosine >= CHECK_COSINE[attempt]:
+                self._vision_cosine = cosine
                 reason = why if attempt == precision else f"{failures[-1]}; fp32 instead"
                 return _Path(runner, f"{RUNTIME} {attempt}", reason)
             failures.append(f"{attempt} load check: cosine {cosine:.5f} < {CHECK_COSINE[attempt]}")
@@ -401,6 +460,11 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         """As the reference runtime. Queries of 224x224 images (what ``lookalike.images``
         makes) run on a recorded export while no torch image tower is loaded; indexing
         loads the tower first (``load_images``) and so always runs on torch."""
+        saved = self._saved
+        if saved is not None and self._image is None and _image_list(images) and images:
+            if saved.takes(images):
+                return saved.embed(images, self.batch_size, self.image_model)
+            super().load_images()  # input the saved tower does not take: the ordinary one
         light = self._light("image") if images and not isinstance(images, Image.Image) else None
         if light is not None and onnx_query.QueryImage.takes(images):
             try:
@@ -435,6 +499,10 @@ def _guarded(attach: Callable[[_Tower], _Path], tower: _Tower) -> _Path:
         return _Path(
             None, "sentence-transformers", f"fast path failed ({type(exc).__name__}: {exc})"
         )
+
+
+def _image_list(images: Any) -> bool:
+    return isinstance(images, Sequence) and not isinstance(images, Image.Image)
 
 
 def _release(modules: Sequence[Any]) -> None:

@@ -293,10 +293,13 @@ def build_random_multilingual(
 
 
 def mark_random(folder: Path) -> None:
-    """Mark a model folder as random-weight, so the page and the CLI can say so."""
-    (folder / RANDOM_MARKER).write_text(
-        "This model has random weights: its search results are meaningless.\n", encoding="utf-8"
-    )
+    """Mark a model folder as random-weight, so the page and the CLI can say so. A marker
+    already there is left alone: rewriting it would change the folder's fingerprint and
+    with it every export made from the model (``onnx_cache.folder_fingerprint``)."""
+    text = "This model has random weights: its search results are meaningless.\n"
+    marker = folder / RANDOM_MARKER
+    if not marker.is_file() or marker.read_text(encoding="utf-8") != text:
+        marker.write_text(text, encoding="utf-8")
 
 
 def build_random_hf_clip(
