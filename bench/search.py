@@ -154,6 +154,12 @@ def main() -> None:
     )
     ap.add_argument("--checkpoint-every", type=int, help="vectors between build checkpoints")
     ap.add_argument("--threshold", type=int, default=20_000, help="exact below this many docs")
+    ap.add_argument(
+        "--vector-precision",
+        choices=["float32", "float16"],
+        default="float32",
+        help="how store.db keeps the vectors (a new collection's vector_precision)",
+    )
     ap.add_argument("--folder", type=Path, help="collection folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the collection folder")
     ap.add_argument(
@@ -224,9 +230,17 @@ def main() -> None:
     }
 
     def open_store() -> LocalStore:
-        return LocalStore(folder, "bench", exact_threshold=args.threshold, index_params=params)
+        extra = (
+            {"vector_precision": args.vector_precision}
+            if args.vector_precision != "float32"
+            else {}
+        )
+        return LocalStore(
+            folder, "bench", exact_threshold=args.threshold, index_params=params, **extra
+        )
 
     fig["data"] = args.data
+    fig["vector_precision"] = args.vector_precision
     dataset = _sibling("synthetic").Dataset(args.data, args.n, args.dim, args.clusters)
     fig["clusters"] = dataset.clusters
     queries = dataset.queries(args.queries)
