@@ -174,3 +174,35 @@ def test_the_setting_applies_to_new_collections_only(tmp_path: Path) -> None:
     store.upsert(make_records(3))
     store.close()
     assert _blob_lengths(new.collection_dir) == {DIM * 2}
+
+
+def test_lookalike_copy_converts_a_collection_as_the_docs_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``LOOKALIKE_VECTOR_PRECISION=float16 lookalike copy OLD NEW`` (docs/store.md), through
+    the real command line in-process."""
+    from lookalike.cli import main
+
+    monkeypatch.setenv("LOOKALIKE_HOME", str(tmp_path))
+    old = Settings(home=tmp_path, collection="old")
+    records = make_records(40, seed=9)
+    store = open_store(old, create=True)
+    store.bind_model(MODEL)
+    store.upsert(records)
+    store.close()
+    monkeypatch.setenv("LOOKALIKE_VECTOR_PRECISION", "float16")
+    try:
+        main(["copy", "old", "new"])
+    except SystemExit as exc:  # main() exits only on an error
+        pytest.fail(f"copy exited with {exc.code}: {capsys.readouterr()}")
+    assert "copied 40 documents" in capsys.readouterr().out
+    new = Settings(home=tmp_path, collection="new")
+    assert _blob_lengths(old.collection_dir) == {DIM * 4}
+    assert _blob_lengths(new.collection_dir) == {DIM * 2}
+    copied = open_store(new)
+    got = {r.id: r.vector for r in copied.get([r.id for r in records])}
+    copied.close()
+    assert len(got) == len(records)
+    for r in records:
+        v = got[r.id]
+        assert v is not None and r.vector is not None and float(np.dot(v, r.vector)) >= 0.9999
