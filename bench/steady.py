@@ -26,6 +26,7 @@ too. The figures drift on a shared machine: read ratios within one run, under th
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import sys
@@ -45,71 +46,83 @@ DEFAULT_MODELS = Path("/tmp/lookalike-bench/models")
 DEFAULT_CORPUS = Path("/tmp/lookalike-bench/corpus")
 
 
-def best_rate(run: Callable[[], None], batch: int, seconds: float, tries: int = 3) -> float:
-    """images/s of ``run`` (one batch per call): the best of ``tries`` timings."""
-    run()  # warm-up: first-call allocations, oneDNN primitive creation
-    best = 0.0
+def timed(run: Callable[[], None], batch: int, seconds: float) -> float:
+    """images/s of ``run`` (one batch per call) over about ``seconds``."""
+    done, started = 0, time.perf_counter()
+    while True:
+        run()
+        done += batch
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return done / elapsed
+
+
+def round_robin(
+    runs: dict[str, tuple[Callable[[], None], int]], seconds: float, tries: int = 3
+) -> dict[str, float]:
+    """The best of ``tries`` timings of each run (``seconds`` each in all), taken in turns
+    (A B C A B C ...), so that a busy spell on the shared machine hits every run alike;
+    ``runs``: name -> (run, batch)."""
+    for run, _ in runs.values():
+        run()  # warm-up: first-call allocations, oneDNN primitives, ONNX Runtime arenas
+    best = dict.fromkeys(runs, 0.0)
     for _ in range(tries):
-        done, started = 0, time.perf_counter()
-        while True:
-            run()
-            done += batch
-            elapsed = time.perf_counter() - started
-            if elapsed >= seconds / tries:
-                break
-        best = max(best, done / elapsed)
+        for name, (run, batch) in runs.items():
+            best[name] = max(best[name], timed(run, batch, seconds / tries))
     return best
 
 
 def model_ceilings(
     image_model: Path, batch: int, seconds: float
-) -> tuple[dict[str, dict[int, float]], Callable[[float], float]]:
+) -> tuple[dict[str, dict[int, float]], Callable[[float], dict[str, float]]]:
     """runtime -> {batch: images/s} for the image tower alone on ready tensors, and a probe
-    that measures the bf16 batch ceiling again (for a figure right beside an index run)."""
+    that measures each runtime's batch ceiling again (beside an index run)."""
+    import copy
+
     import torch
 
     from lookalike.core_split import usable_cores
     from lookalike.models import vision_int8
 
     torch.set_num_threads(usable_cores())
-    out: dict[str, dict[int, float]] = {}
     vision, projection = load_vision_tower(image_model)
-    vision.eval()
     rng = torch.Generator().manual_seed(0)
     pixels = {b: torch.randn((b, 3, 224, 224), generator=rng) for b in (1, batch)}
-    for name, dtype in (("torch fp32", torch.float32), ("torch bf16", torch.bfloat16)):
-        vision.to(dtype)
-        projection.to(dtype)
-        out[name] = {}
+    folder = Path(tempfile.mkdtemp(prefix="steady-int8-"))
+    int8 = vision_int8.ceiling_sessions(vision, projection, folder)
+    towers = {
+        "torch fp32": (vision, projection, torch.float32),
+        "torch bf16": (
+            copy.deepcopy(vision).to(torch.bfloat16),
+            copy.deepcopy(projection).to(torch.bfloat16),
+            torch.bfloat16,
+        ),
+    }
+    runs: dict[str, tuple[Callable[[], None], int]] = {}
+    for name, (tower, proj, dtype) in towers.items():
         for b, x in pixels.items():
-            xd = x.to(dtype)
 
-            def run(xd: Any = xd) -> None:
+            def run(t: Any, p: Any, xd: Any) -> None:
                 with torch.inference_mode():
-                    projection(vision(pixel_values=xd).pooler_output)
+                    p(t(pixel_values=xd).pooler_output)
 
-            out[name][b] = best_rate(run, b, seconds)
-            print(f"  {name} batch {b}: {out[name][b]:.1f} images/s", flush=True)
-    vision.to(torch.float32)
-    projection.to(torch.float32)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, session in vision_int8.ceiling_sessions(vision, projection, Path(tmp)).items():
-            out[name] = {}
-            for b, x in pixels.items():
-                feed = x.numpy()
-                out[name][b] = best_rate(lambda f=feed, run=session: run(f), b, seconds)
-                print(f"  {name} batch {b}: {out[name][b]:.1f} images/s", flush=True)
-    vision.to(torch.bfloat16)
-    projection.to(torch.bfloat16)
-    xb = pixels[batch].to(torch.bfloat16)
+            runs[f"{name}@{b}"] = (functools.partial(run, tower, proj, x.to(dtype)), b)
+    for name, session in int8.items():
+        for b, x in pixels.items():
+            runs[f"{name}@{b}"] = (functools.partial(session, x.numpy()), b)
+    out: dict[str, dict[int, float]] = {}
+    for key, rate in round_robin(runs, seconds).items():
+        name, size = key.rsplit("@", 1)
+        out.setdefault(name, {})[int(size)] = rate
+    for name, row in out.items():
+        cells = ", ".join(f"batch {b} {v:.1f}" for b, v in row.items())
+        print(f"  {name}: {cells} images/s", flush=True)
+    at_batch = {k.rsplit("@", 1)[0]: v for k, v in runs.items() if k.endswith(f"@{batch}")}
+    at_batch.pop("torch fp32", None)
 
-    def bf16_batch() -> None:
-        with torch.inference_mode():
-            projection(vision(pixel_values=xb).pooler_output)
-
-    def probe(secs: float) -> float:
+    def probe(secs: float) -> dict[str, float]:
         torch.set_num_threads(usable_cores())
-        return best_rate(bf16_batch, batch, secs, tries=2)
+        return round_robin(at_batch, secs, tries=1)
 
     return out, probe
 
@@ -189,11 +202,11 @@ def main() -> None:
           f"{' '.join(f for f in wanted if f in flags) or 'none of interest'}")  # fmt: skip
 
     ceilings: dict[str, dict[int, float]] = {}
-    probe: Callable[[float], float] | None = None
+    probe: Callable[[float], dict[str, float]] | None = None
     if not args.skip_ceilings:
         print("model-only ceilings (ready tensors, all cores, best of 3):")
         ceilings, probe = model_ceilings(models["image"], args.batch, args.seconds)
-    beside: dict[str, float] = {}  # kind -> bf16 batch ceiling measured around its index run
+    beside: list[dict[str, float]] = []  # batch ceilings measured around the index runs
     decode: dict[str, float] = {}
     rates: dict[str, tuple[float, str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,18 +232,19 @@ def main() -> None:
             decode[kind] = decode_ceiling([str(folder / p.name) for p in paths])
             print(f"  decode only, {kind}, 2 processes: {decode[kind]:.1f} images/s", flush=True)
             best = (0.0, "")
-            around = []
             for r in range(args.rounds):
                 home = Path(tmp) / f"home-{kind}-{r}"
                 run_settings = Settings(**{**settings.__dict__, "home": home})
-                around += [probe(args.seconds / 2)] if probe else []
+                beside += [probe(args.seconds / 6)] if probe else []
                 rate, history, _ = index_rate(run_settings, embedder, folder)
-                around += [probe(args.seconds / 2)] if probe else []
+                beside += [probe(args.seconds / 6)] if probe else []
                 print(f"  index {kind} round {r + 1}: {rate:.1f} images/s ({history})", flush=True)
                 best = max(best, (rate, history))
             rates[kind] = best
-            if around:
-                beside[kind] = max(around)
+    for figures in beside:  # contention only slows a timing down: the best is the ceiling
+        for name, rate in figures.items():
+            row = ceilings[name]
+            row[args.batch] = max(row[args.batch], rate)
 
     print("\nsummary (images/s; ratios within this run; each figure the best of its timings:")
     print("  on a shared machine other work only ever slows a timing down)")
@@ -238,8 +252,6 @@ def main() -> None:
         cells = "  ".join(f"batch {b}: {v:6.1f}" for b, v in row.items())
         print(f"  ceiling {name:<22}{cells}")
     bf16 = ceilings.get("torch bf16", {}).get(args.batch)
-    if bf16 and beside:  # contention only slows things down: the best figure is the ceiling
-        bf16 = max(bf16, *beside.values())
     used = _ceiling_of(runtime, why, ceilings, args.batch)
     for kind, (rate, history) in rates.items():
         line = f"  index {kind:<10} {rate:6.1f}  decode-only {decode[kind]:6.1f}"
