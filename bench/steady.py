@@ -238,6 +238,11 @@ def main() -> None:
                 beside += [probe(args.seconds / 6)] if probe else []
                 rate, history, _ = index_rate(run_settings, embedder, folder)
                 beside += [probe(args.seconds / 6)] if probe else []
+                if probe:
+                    near = " ".join(
+                        f"{n} {(b[n] + a[n]) / 2:.1f}" for b, a in [beside[-2:]] for n in a
+                    )
+                    print(f"    ceilings just before/after (mean): {near}", flush=True)
                 print(f"  index {kind} round {r + 1}: {rate:.1f} images/s ({history})", flush=True)
                 best = max(best, (rate, history))
             rates[kind] = best

@@ -195,3 +195,17 @@ def test_calibration_images_are_fixed() -> None:
     assert len(a) == len(b) > 2
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b, strict=True))
     assert all(isinstance(i, Image.Image) and i.size == (224, 224) for i in a)
+
+
+def test_int8_pixels_are_normalised_as_the_processor_does(
+    tmp_path: Path, tiny_clip_dir: Path, tiny_multilingual_dir: Path
+) -> None:
+    """One pass from the stacked bytes to contiguous floats, on ready and odd images."""
+    embedder = fast(tmp_path, tiny_clip_dir, tiny_multilingual_dir)
+    processor = embedder._image_tower().model[0].processor.image_processor
+    runner = vision_int8.Int8Vision(tmp_path / "unused.onnx", processor)  # opens no session
+    for images in (smooth_images(3, seed=12), [smooth_images(1)[0], odd_images()[0]]):
+        want = processor(images=images, return_tensors="np")["pixel_values"]
+        got = runner.pixels(images)
+        assert got.flags.c_contiguous and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=1e-5)
