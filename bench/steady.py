@@ -217,6 +217,8 @@ def main() -> None:
         embedder = create_embedder(settings)
         # a warm home: the exports a first index run makes after itself (int8 where chosen)
         embedder.prepare_queries()  # type: ignore[attr-defined]
+        note = getattr(embedder, "int8_export_note", "")
+        print(f"int8 export: {note or 'not made (this CPU or runtime does not use it)'}")
         embedder = create_embedder(settings)
         embedder.load_images()
         runtime, why = embedder.runtime_for("image")  # type: ignore[attr-defined]
