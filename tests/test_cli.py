@@ -15,6 +15,8 @@ import pytest
 from lookalike.cli import cli, main, parse_date, parse_size
 from lookalike.config import Settings
 from lookalike.errors import QueryError
+from lookalike.models import vision_int8
+from lookalike.models.cpu import cpu_features, prefers_int8
 from test_indexer import write_images
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -214,7 +216,11 @@ def test_index_prepares_fast_queries_once(
     assert "preparing fast queries: exporting the text model and image model" in err
     assert "images/s embedding" in out
     exports = sorted((home / "onnx").glob("*/[it]*.onnx"))  # not the query-* copies
+    int8 = [p for p in exports if vision_int8.KIND in p.parent.name]  # the indexing tower's
+    exports = [p for p in exports if p not in int8]
     assert [p.name.split("-")[0] for p in exports] == ["image", "text"]
+    assert bool(int8) == prefers_int8("auto", cpu_features())[0]  # made only where it pays
+    exports += int8
     stamps = [p.stat().st_mtime_ns for p in exports]
     code, _, err = run(capsys, "index", str(tmp_path / "p"))
     assert code == 0 and "preparing" not in err

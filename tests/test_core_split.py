@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike import decode_pool
 from lookalike.collection import Collection
 from lookalike.config import Settings
 from lookalike.core_split import CoreSplit, Split, plan, usable_cores
@@ -150,6 +151,19 @@ def test_a_killed_worker_loses_no_file(tmp_path: Path) -> None:
                 os.kill(children[0].pid or 0, signal.SIGKILL)
     assert [r.path for r in results] == paths
     assert all(r.error is None and r.image is not None for r in results)
+
+
+def test_decode_workers_run_at_a_lower_priority_than_their_parent(tmp_path: Path) -> None:
+    """So that they take the cores' idle moments rather than stall torch's threads."""
+    paths = write_pngs(tmp_path, 4)
+    with DecodePool(2, max_pixels=MAX_PIXELS, buffer=4) as pool:
+        assert all(r.error is None for r in pool.decode(paths))
+        workers = [p for p in multiprocessing.active_children() if p.pid is not None]
+        assert workers
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        for worker in workers:
+            theirs = os.getpriority(os.PRIO_PROCESS, worker.pid or 0)
+            assert theirs == min(19, mine + decode_pool.WORKER_NICENESS)
 
 
 def test_stopping_early_does_not_hang_or_leave_workers(tmp_path: Path) -> None:

@@ -204,6 +204,23 @@ def test_auto_picks_bf16_only_with_cpu_support(
     assert embedder.embed_images(smooth_images(2)).shape == (2, embedder.dim)
 
 
+def test_ready_pixels_are_normalised_as_the_processor_does(
+    tiny_clip_dir: Path, tiny_multilingual_dir: Path
+) -> None:
+    """The fast path's one multiply-add over channels-last pixels against the model's own
+    processor, on 224x224 RGB images alone and mixed with odd ones."""
+    embedder = FastTorchEmbedder(str(tiny_clip_dir), str(tiny_multilingual_dir), precision="fp32")
+    embedder.load_images()
+    vision = embedder._vision_path.run  # type: ignore[union-attr]
+    processor = vision.processor
+    ready = smooth_images(3, seed=11)
+    want = processor(images=ready, return_tensors="pt")["pixel_values"].numpy()
+    np.testing.assert_allclose(vision.pixels(ready).numpy(), want, atol=1e-5)
+    mixed = [ready[0], odd_images()[0], ready[1]]
+    want = processor(images=mixed, return_tensors="pt")["pixel_values"].numpy()
+    np.testing.assert_allclose(vision.pixels(mixed).numpy(), want, atol=1e-5)
+
+
 def test_a_fast_path_that_fails_its_load_check_falls_back(
     tiny_clip_dir: Path,
     tiny_multilingual_dir: Path,

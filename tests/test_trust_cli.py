@@ -118,7 +118,10 @@ def test_check_repair_heals_a_flipped_vector(
     assert "re-embedded 1 damaged image(s)" in out
     with open_store(env) as store:
         healed = store.get([vid])[0].vector
-    assert healed is not None and np.allclose(healed, original, atol=1e-6)
+    # Re-embedded by the runtime this machine runs now: where the CPU prefers int8, the
+    # first run embedded in bf16 and the repair in int8 (made after that first run), so
+    # the vectors agree to the runtimes' fidelity bar, not to the last bit.
+    assert healed is not None and float(np.dot(healed, original)) >= 0.999
     code, out, _ = run(capsys, "check")
     assert code == 0 and out.strip().endswith("ok")
     code, out, _ = run(capsys, "search", "anything", "-k", "20", "--json")

@@ -46,7 +46,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["CoreSplit", "Split", "plan", "set_torch_threads", "torch_threads", "usable_cores"]
+__all__ = [
+    "CoreSplit",
+    "Split",
+    "plan",
+    "planned_threads",
+    "set_torch_threads",
+    "torch_threads",
+    "usable_cores",
+]
 
 _SMOOTHING = 0.3  # weight of the newest batch in the running averages
 _STALE = 24  # batches after which a split's measured speed is tried anew
@@ -181,8 +189,19 @@ def torch_threads() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+_planned_threads: list[int] = []  # the last count set, for runtimes other than torch
+
+
+def planned_threads() -> int | None:
+    """The inference threads the split last chose (None before any): what an ONNX Runtime
+    tower follows when torch is not loaded at all (``models.vision_int8_warm``)."""
+    return _planned_threads[-1] if _planned_threads else None
+
+
 def set_torch_threads(threads: int) -> None:
-    """Set torch's intra-op threads for this thread's next calls (no-op without torch)."""
+    """Set torch's intra-op threads for this thread's next calls (no-op without torch),
+    and remember the count for other runtimes."""
+    _planned_threads[:] = [threads]
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)

@@ -16,6 +16,7 @@ again is reported as skipped.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -92,8 +93,19 @@ def _decode_one(
     return path, img.tobytes(), img.size, decoded.info, None, seconds, tiles, boxes
 
 
+#: how much lower the decode workers' CPU priority is than their parent's (see _worker_init)
+WORKER_NICENESS = 10
+
+
 def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    # Inference threads wait for each other at every layer, so a decoder that pre-empts one
+    # of them stalls all of them; at a lower priority the decoders take the cores' idle
+    # moments instead (the kernel still gives them ~10% of a contended core, so they are
+    # never starved). Measured on 2 cores, 600 icons: 0.80-0.82 of the model-only ceiling
+    # against 0.77-0.79 at the same priority.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 

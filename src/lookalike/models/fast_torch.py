@@ -40,8 +40,14 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import ConfigError, LookalikeError
-from lookalike.models import onnx_image, onnx_query, onnx_text
-from lookalike.models.cpu import CpuFeatures, Precision, choose_precision, cpu_features
+from lookalike.models import onnx_image, onnx_query, onnx_text, vision_int8, vision_int8_warm
+from lookalike.models.cpu import (
+    CpuFeatures,
+    Precision,
+    choose_precision,
+    cpu_features,
+    prefers_int8,
+)
 from lookalike.models.onnx_cache import ExportCache
 from lookalike.models.onnx_query import (
     QueryExports,
@@ -61,6 +67,7 @@ from lookalike.models.text_fast import (
     pooled_text,
 )
 from lookalike.models.vision_fast import Vision, check_images, min_cosine
+from lookalike.models.vision_int8_warm import Int8Warm
 from lookalike.models.vision_saved import MODULE, SavedVision, load_saved, save_vision, saved_cache
 
 __all__ = ["RUNTIME", "FastTorchEmbedder"]
@@ -108,7 +115,7 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
     ) -> None:
         super().__init__(image_model, text_model, **kwargs)
         self.requested_precision = precision
-        choose_precision(precision, CpuFeatures())  # a wrong value fails now, not at load
+        choose_precision(_torch_request(precision), CpuFeatures())  # a wrong value fails now
         if onnx_precision not in ONNX_PRECISIONS:
             raise ConfigError(
                 f"unknown ONNX precision {onnx_precision!r}: use auto, int8 or fp32",
@@ -122,9 +129,11 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         self._features = features or cpu_features
         self._vision_path: _Path | None = None
         self._text_path: _Path | None = None
-        self._saved: SavedVision | None = None  # the saved image tower (vision_saved)
+        # a tower that loads without the reference model (vision_saved, vision_int8_warm)
+        self._saved: SavedVision | Int8Warm | None = None
         self._vision_cosine: float | None = None  # the image fast path's load check
         self.image_export_note = ""  # how the image export went (prepare_queries)
+        self.int8_export_note = ""  # how the int8 indexing export went (prepare_queries)
         # Exports recorded by an earlier process answer queries without loading torch.
         self._queries = (
             QueryExports(
@@ -144,10 +153,14 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         """The image tower's planned (before load) or active precision."""
         path = self._vision_path
         if path is not None and path.run is not None:
-            return "bf16" if path.runtime.endswith("bf16") else "fp32"
+            last = path.runtime.split()[-1]
+            return "int8" if last == "int8" else "bf16" if last == "bf16" else "fp32"
         if self._saved is not None:
-            return "bf16" if self._saved.precision == "bf16" else "fp32"
-        return choose_precision(self.requested_precision, self._features())[0]
+            saved = self._saved.precision
+            return "int8" if saved == "int8" else "bf16" if saved == "bf16" else "fp32"
+        if self._int8_ready():
+            return "int8"
+        return choose_precision(_torch_request(self.requested_precision), self._features())[0]
 
     def runtime_for(self, role: str) -> tuple[str, str]:
         """(runtime, why) for the "image" or "text" tower: what runs now, or would at load."""
@@ -156,6 +169,11 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         if path is not None:
             return path.runtime, f"{path.reason}; {failed}" if failed else path.reason
         saved = self._saved if role == "image" else None
+        if isinstance(saved, Int8Warm):
+            return "onnx int8", (
+                f"int8 export {saved.path.name}, checked at load against the reference's "
+                f"recorded vectors (cosine {saved.cosine:.5f})"
+            )
         if saved is not None:
             return f"{RUNTIME} {saved.precision}", (
                 f"saved tower in {saved.path.parent} (traced from the checked fast path; "
@@ -168,8 +186,14 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
                 "checked against the reference when made"
             )
         if role == "image":
-            precision, why = choose_precision(self.requested_precision, self._features())
-            return f"{RUNTIME} {precision}", f"{why} (checked against the reference at load)"
+            int8, int8_why = self._int8_planned()
+            if int8 and self._int8_ready():
+                return "onnx int8", f"{int8_why} (checked against the reference at load)"
+            precision, why = choose_precision(
+                _torch_request(self.requested_precision), self._features()
+            )
+            later = "; int8 once its export is made (after an index run)" if int8 else ""
+            return f"{RUNTIME} {precision}", f"{why} (checked against the reference at load){later}"
         if self.onnx_cache is not None and onnx_text.onnx_missing() is None:
             first = "int8" if self.onnx_precision == "auto" else self.onnx_precision
             return f"onnx {first}", (
@@ -190,33 +214,88 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         return pending_exports({"text": self._text_folder()}) == ["text"]
 
     def query_exports_pending(self) -> list[str]:
-        """The towers ("text", "image") whose torch-free query export is not recorded yet
+        """The towers ("text", "image") whose torch-free query export, or the image tower's
+        int8 indexing export (``vision_int8``, where the CPU prefers int8), is not made yet
         (``prepare_queries`` makes them); empty without ONNX Runtime or an export folder."""
         if self.onnx_cache is None or onnx_text.onnx_missing() is not None:
             return []
-        return pending_exports({"text": self._text_folder(), "image": self._image_folder()})
+        pending = pending_exports({"text": self._text_folder(), "image": self._image_folder()})
+        if "image" not in pending and self._int8_pending():
+            pending.append("image")
+        return pending
 
     def prepare_queries(self) -> None:
         """Make, once per model and version, the checked exports that let later processes
-        answer text and image queries without torch (``lookalike index`` calls this).
+        answer text and image queries without torch (``lookalike index`` calls this), and,
+        where the CPU prefers int8, the int8 image tower later index runs use.
 
         Raises what loading the text tower raises; an image export that fails or misses
-        its check only leaves image queries on torch (``image_export_note`` says why).
+        its check only leaves image queries on torch (``image_export_note`` says why),
+        or indexing on bf16/fp32 (``int8_export_note``).
         """
-        pending = self.query_exports_pending()
+        if self.onnx_cache is None or onnx_text.onnx_missing() is not None:
+            return
+        pending = pending_exports({"text": self._text_folder(), "image": self._image_folder()})
         if "text" in pending:
             self.load_texts()
         cache = self._image_cache()
-        if "image" in pending and cache is not None:
+        int8 = self._int8_pending()
+        if ("image" in pending and cache is not None) or int8:
             path, loaded = self._vision_path, self._image
-            bf16 = path is not None and path.run is not None and path.runtime.endswith("bf16")
-            # The export needs fp32 weights: a tower rounded to bf16 in place is read again.
+            rounded = path is not None and path.run is not None and path.runtime.endswith("bf16")
+            # The exports need fp32 weights: a tower rounded to bf16 in place is read again.
             tower = (
-                loaded if loaded is not None and not bf16 else self._load(self.image_model, "image")
+                loaded
+                if loaded is not None and not rounded
+                else self._load(self.image_model, "image")
             )
-            self.image_export_note = export_image_tower(
-                cache, tower, super()._encode, bars=CHECK_COSINE, threads=self.onnx_threads
-            )
+            if "image" in pending and cache is not None:
+                self.image_export_note = export_image_tower(
+                    cache, tower, super()._encode, bars=CHECK_COSINE, threads=self.onnx_threads
+                )
+            if int8:
+                self.int8_export_note = self._make_int8(tower)
+
+    def _int8_planned(self) -> tuple[bool, str]:
+        """Whether the image tower is to run in int8 here (CPU and ONNX Runtime), and why."""
+        wanted, why = prefers_int8(self.requested_precision, self._features())
+        if wanted and (self.onnx_cache is None or onnx_text.onnx_missing() is not None):
+            return False, "int8 needs ONNX Runtime and an export folder"
+        return wanted, why
+
+    def _int8_cache(self) -> ExportCache | None:
+        return locate_cache(
+            self.onnx_cache, self.image_model, "image", self.cache_folder,
+            lambda folder: vision_int8.int8_cache(self.onnx_cache, folder),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def _int8_ready(self) -> bool:
+        """Whether a load would find the int8 export made (it is checked then)."""
+        if not self._int8_planned()[0]:
+            return False
+        return vision_int8.ready(self._int8_cache())
+
+    def _int8_pending(self) -> bool:
+        return self._int8_planned()[0] and vision_int8.pending(self._int8_cache())
+
+    def _make_int8(self, tower: _Tower) -> str:
+        """Make and check the int8 indexing export from an fp32 tower; what happened."""
+        cache = self._int8_cache()
+        module = tower.model[0]
+        clip: Any = getattr(module, "auto_model", None)
+        processor = getattr(getattr(module, "processor", None), "image_processor", None)
+        parts = ("vision_model", "visual_projection")
+        if cache is None or not all(hasattr(clip, a) for a in parts):
+            return "int8 not used: not a CLIP vision tower the export knows"
+        reference = super()._encode(tower, vision_int8.held_out_images())
+        with tower.lock:
+            note = vision_int8.ensure_int8(
+                cache, clip.vision_model, clip.visual_projection, processor, reference,
+                CHECK_COSINE["int8"],
+            )  # fmt: skip
+        if vision_int8.ready(cache):  # the next index run starts without this model
+            vision_int8_warm.save_warm(cache, processor, super()._encode(tower, check_images()))
+        return note
 
     def _text_cache(self) -> ExportCache | None:
         """Where the text encoder's exports are, found without loading anything."""
@@ -254,15 +333,24 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
     # -- the saved image tower (vision_saved): a warm start without sentence-transformers -------
 
     def _saved_cache(self) -> ExportCache | None:
-        planned = choose_precision(self.requested_precision, self._features())[0]
+        planned = choose_precision(_torch_request(self.requested_precision), self._features())[0]
         return locate_cache(
             self.onnx_cache, self.image_model, "image", self.cache_folder,
             lambda folder: saved_cache(self.onnx_cache, folder, planned),  # type: ignore[arg-type]
         )  # fmt: skip
 
     def load_images(self) -> None:
-        """The saved image tower when one is recorded for this model and version (a fraction
-        of a second), else the ordinary load with its checks."""
+        """A tower that loads without the reference model when one is recorded for this
+        model and version (a fraction of a second): the int8 export where this CPU takes
+        int8 and its recorded check passes (``vision_int8_warm``), else the saved torch
+        tower; otherwise the ordinary load with its checks."""
+        if self._image is None and self._saved is None and self._int8_ready():
+            warm, note = vision_int8_warm.open_warm(self._int8_cache(), CHECK_COSINE["int8"])
+            with self._lock:
+                if self._saved is None and warm is not None:
+                    self._saved = warm
+            if warm is None:
+                log.info("int8 warm start off: %s", note)
         if self._image is None and self._saved is None:
             cache = self._saved_cache()
             if cache is not None and cache.has(MODULE):
@@ -281,7 +369,12 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
         return super().dim
 
     def warm_start_pending(self) -> bool:
-        """Whether no saved image tower exists yet for this model and version."""
+        """Whether no saved image tower exists yet for this model and version (none is
+        needed where the int8 export starts warm)."""
+        if self._int8_ready():
+            int8 = self._int8_cache()
+            if int8 is not None and int8.has(vision_int8_warm.WARM):
+                return False
         cache = self._saved_cache()
         return cache is not None and not cache.has(MODULE)
 
@@ -328,15 +421,33 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             return _Path(
                 None, "sentence-transformers", "not a CLIP vision tower the fast runtime knows"
             )
-        precision, why = choose_precision(self.requested_precision, self._features())
+        precision, why = choose_precision(
+            _torch_request(self.requested_precision), self._features()
+        )
         images = check_images()
         reference = super()._encode(tower, list(images))
+        clip0: Any = getattr(tower.model[0], "auto_model", None)
+        # Release the CLIP text tower when another model answers text queries (~250 MB).
+        if not self.shares_clip_text and hasattr(clip0, "text_model"):
+            clip0.text_model = None
+        int8, int8_why = self._int8_planned()
+        if int8:
+            cache = self._int8_cache()
+            runner8, note = (
+                vision_int8.open_int8(cache, processor, images, reference, CHECK_COSINE["int8"])
+                if cache is not None
+                else (None, "no export folder for the int8 tower")
+            )
+            if runner8 is not None:
+                if cache is not None:  # later loads check against these, without this model
+                    vision_int8_warm.save_warm(cache, processor, reference)
+                return _Path(runner8, "onnx int8", f"{int8_why}; {note}")
+            why = f"{why}; int8 not used: {note}"
         attempts: list[Precision] = ["bf16", "fp32"] if precision == "bf16" else ["fp32"]
         failures: list[str] = []
         for attempt in attempts:
             clip: Any = getattr(tower.model[0], "auto_model", None)
-            # Release the CLIP text tower when another model answers text queries (~250 MB).
-            if not self.shares_clip_text and hasattr(clip, "text_model"):
+            if not self.shares_clip_text and hasattr(clip, "text_model"):  # a reloaded tower
                 clip.text_model = None
             dtype = torch.bfloat16 if attempt == "bf16" else torch.float32
             # In place, one tensor at a time: no second copy of the weights, ever.
@@ -488,6 +599,11 @@ class FastTorchEmbedder(SentenceTransformerEmbedder):
             for start in range(0, len(inputs), self.batch_size):
                 parts.append(path.run(inputs[start : start + self.batch_size]))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _torch_request(precision: str) -> str:
+    """The torch precision behind a request: "int8" falls back as "auto" does."""
+    return "auto" if precision.strip().lower() == "int8" else precision
 
 
 def _guarded(attach: Callable[[_Tower], _Path], tower: _Tower) -> _Path:
