@@ -1,6 +1,6 @@
 """The model-only ceiling: images/s of each image-tower runtime on pre-decoded 224x224 input.
 
-    python bench/ceiling.py [--models DIR] [--runtimes torch-fp32,torch-bf16]
+    python bench/ceiling.py [--models DIR] [--runtimes torch-fp32,torch-bf16,onnx-int8-static]
                             [--batches 1,32] [--repeats 3] [--images N]
 
 Loads ``CLIPVisionModelWithProjection`` from the random-weight ViT-B/32 that
@@ -68,10 +68,39 @@ def torch_runtime(dtype_name: str) -> Callable[[Path], Run]:
     return build
 
 
+def onnx_int8_runtime(variant: str) -> Callable[[Path], Run]:
+    """ONNX Runtime int8 (``lookalike.models.vision_int8``, what ``index`` runs on CPUs with
+    VNNI and no AMX): the export made from the fp32 model into a temporary folder."""
+
+    def build(folder: Path) -> Run:
+        import tempfile
+
+        from lookalike.core_split import usable_cores
+        from lookalike.models.vision_int8 import ceiling_sessions
+
+        model = _vision(folder)
+        made = Path(tempfile.mkdtemp(prefix="lookalike-ceiling-int8-"))
+        sessions = ceiling_sessions(
+            model.vision_model, model.visual_projection, made, threads=usable_cores()
+        )
+        if not sessions:
+            raise SystemExit("onnx int8 needs ONNX Runtime: pip install 'lookalike[onnx]'")
+        session = sessions[f"onnx int8 {variant}"]
+
+        def run(pixels: np.ndarray) -> np.ndarray:
+            return np.asarray(session(pixels)[0], dtype=np.float32)
+
+        return run
+
+    return build
+
+
 #: name -> builder; the first is the reference the others' cosine is taken against
 RUNTIMES: dict[str, Callable[[Path], Run]] = {
     "torch-fp32": torch_runtime("float32"),
     "torch-bf16": torch_runtime("bfloat16"),
+    "onnx-int8-static": onnx_int8_runtime("static"),
+    "onnx-int8-dynamic": onnx_int8_runtime("dynamic"),
 }
 
 

@@ -189,8 +189,11 @@ def test_indexing_embeds_with_the_torch_tower_not_the_query_export(
     embedder.load_images()  # what the indexer does before embedding
     embedder.embed_images(query_images())
     runtime, why = embedder.runtime_for("image")
-    # torch, or on a CPU with VNNI and no AMX the int8 indexing tower (``vision_int8``)
-    assert runtime.startswith("torch-fast") or (runtime, why[:6]) == ("onnx int8", "CPU ha")
+    # torch, or on a CPU with VNNI and no AMX the int8 indexing tower (``vision_int8``),
+    # loaded the ordinary way or warm (``vision_int8_warm``), never the query export
+    assert runtime.startswith("torch-fast") or (
+        runtime == "onnx int8" and ("CPU has" in why or "recorded vectors" in why)
+    )
     assert "torch-free" not in why
 
 
