@@ -291,3 +291,63 @@ def test_an_unchanged_folder_is_rechecked_without_loading_the_model(
     assert embedder._image is not None
     assert len(all_paths(col)) == 5
     col.close()
+
+
+def test_a_new_collection_loads_its_model_while_the_first_images_decode(
+    tiny_settings: Settings, tiny_clip_dir: Path, tiny_multilingual_dir: Path, tmp_path: Path
+) -> None:
+    """A new collection's first run loads the model in a thread while the decode workers
+    start on the images, and binds the collection before its first write: the same
+    documents and model as a sequential run. A run with nothing to embed still binds."""
+    import threading
+
+    from lookalike.models.sentence import SentenceTransformerEmbedder
+
+    loaders: list[str] = []
+
+    class Watched(SentenceTransformerEmbedder):
+        def load_images(self) -> None:
+            loaders.append(threading.current_thread().name)
+            super().load_images()
+
+    write_images(tmp_path / "pics", 11)
+    embedder = Watched(str(tiny_clip_dir), str(tiny_multilingual_dir), batch_size=4)
+    col = Collection(tiny_settings, embedder=embedder)
+    events: list[tuple[str, int]] = []
+    report = col.indexer.index(
+        [tmp_path / "pics"], progress=lambda e: events.append((e.phase, e.done))
+    )
+    assert report.indexed == 11 and len(all_paths(col)) == 11
+    assert loaders[0] == "model-load"
+    assert col.store.model == embedder.info
+    # the model is announced loaded before the first embedded image is counted
+    phases = [e for e in events if e[0] in ("load", "embed")]
+    assert phases[:3] == [("load", 0), ("load", 1), ("embed", 0)]
+    col.close()
+
+    empty = tiny_settings.with_overrides(collection="empty")
+    (tmp_path / "nothing").mkdir()
+    col = Collection(empty, embedder=Watched(str(tiny_clip_dir), str(tiny_multilingual_dir)))
+    assert col.indexer.index([tmp_path / "nothing"]).indexed == 0
+    assert col.store.model is not None  # bound at the end of the run, as before
+    col.close()
+
+
+def test_a_model_that_fails_to_load_in_the_background_fails_the_run(
+    tiny_settings: Settings, tiny_clip_dir: Path, tiny_multilingual_dir: Path, tmp_path: Path
+) -> None:
+    """The load's error reaches the caller as it is, nothing is written, and the
+    collection is left unbound (a later run with a working model starts afresh)."""
+    from lookalike.errors import ModelError
+    from lookalike.models.sentence import SentenceTransformerEmbedder
+
+    class Broken(SentenceTransformerEmbedder):
+        def load_images(self) -> None:
+            raise ModelError("the image model's weights are damaged", field="image_model")
+
+    write_images(tmp_path / "pics", 6)
+    col = Collection(tiny_settings, embedder=Broken(str(tiny_clip_dir), str(tiny_multilingual_dir)))
+    with pytest.raises(ModelError, match="damaged"):
+        col.indexer.index([tmp_path / "pics"])
+    assert col.store.model is None and col.store.count() == 0
+    col.close()

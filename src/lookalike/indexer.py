@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +144,9 @@ class Indexer:
         self.split: CoreSplit | None = None
         self._spec: RegionSpec | None = None
         self._seconds = [0.0, 0.0]  # embedding seconds of this run: whole images, region tiles
+        #: a new collection, bound once its model has loaded in the background of the
+        #: first decodes (``_bind_model``, ``_embed``)
+        self._bind_pending = False
 
     def index(
         self,
@@ -178,6 +182,7 @@ class Indexer:
             report = IndexReport()
             for root in roots:
                 self._index_root(root, report, progress or (lambda _p: None), retry_failed)
+            self._bind_now(progress or (lambda _p: None), roots[0] if roots else "")
             if self._spec is not None and self._seconds[0] > 0:
                 self.store.record_region_cost(*self._seconds)
             self.store.flush()
@@ -224,8 +229,25 @@ class Indexer:
             and self.embedder.weights_on_disk()
         ):
             return
+        if (
+            bound is None
+            and self.embedder.preprocess is not None
+            and self.embedder.weights_on_disk()
+        ):
+            # A new collection: nothing to compare with, and the weights are there, so the
+            # model loads while the first images decode (``_embed``) and the collection is
+            # bound before the first write. A run that embeds nothing binds at its end.
+            self._bind_pending = True
+            return
         self._load_model(progress, root)
         self.store.bind_model(self.embedder.info)
+
+    def _bind_now(self, progress: ProgressFn, root: str) -> None:
+        """Load the model and bind the new collection to it, if ``_bind_model`` left that."""
+        if self._bind_pending:
+            self._load_model(progress, root)
+            self.store.bind_model(self.embedder.info)
+            self._bind_pending = False
 
     def _load_model(self, progress: ProgressFn, root: str) -> None:
         """Load the image model, saying so: it takes seconds, before any image is embedded."""
@@ -358,13 +380,18 @@ class Indexer:
         ``lookalike.core_split`` explains (and re-split as the batches show the mix)."""
         if not items:
             return
-        self._load_model(progress, root)  # before the clocks start (core_split, the rate)
+        loader = _Loader(self.embedder.load_images) if self._bind_pending else None
+        if loader is None:
+            self._load_model(progress, root)  # before the clocks start (core_split, the rate)
+        else:  # a new collection: the first images decode while the model loads
+            progress(IndexProgress("load", 0, 1, root))
         started = time.perf_counter()
         by_path = {p.file.path: p for p in items}
         batch: list[tuple[_Pending, DecodeResult]] = []
         done = 0
         decode_cpu = 0.0  # worker CPU seconds since the last batch
-        progress(IndexProgress("embed", 0, len(items), root))
+        if loader is None:  # else once the model has loaded (``_loaded``)
+            progress(IndexProgress("embed", 0, len(items), root))
         split = CoreSplit(fixed_workers=self.settings.decode_workers)
         self.split = split
         bs = self.settings.batch_size
@@ -392,6 +419,9 @@ class Indexer:
                     continue
                 batch.append((item, result))
                 if len(batch) >= bs:
+                    if loader is not None:
+                        started = self._loaded(loader, split, progress, root, len(items))
+                        loader = None
                     count, seconds = self._flush_batch(batch, report)
                     done += count
                     batch = []
@@ -402,9 +432,24 @@ class Indexer:
                         pool.set_workers(change.workers)
                         set_torch_threads(change.threads)
                     progress(IndexProgress("embed", done, len(items), root))
+            if loader is not None:
+                started = self._loaded(loader, split, progress, root, len(items))
             done += self._flush_batch(batch, report)[0]
         report.embed_seconds += time.perf_counter() - started
         progress(IndexProgress("embed", done, len(items), root))
+
+    def _loaded(
+        self, loader: _Loader, split: CoreSplit, progress: ProgressFn, root: str, total: int
+    ) -> float:
+        """Wait for the background load (its error is raised here), bind the new collection
+        and give torch the split's threads; the embedding clock starts now."""
+        loader.wait()
+        progress(IndexProgress("load", 1, 1, root))
+        progress(IndexProgress("embed", 0, total, root))
+        self.store.bind_model(self.embedder.info)
+        self._bind_pending = False
+        set_torch_threads(split.split.threads)  # torch may have loaded only now
+        return time.perf_counter()
 
     def _flush_batch(
         self, batch: list[tuple[_Pending, DecodeResult]], report: IndexReport
@@ -468,6 +513,28 @@ class Indexer:
         """A file that was indexed but is no longer a usable image leaves the index."""
         self.store.delete([previous.id])
         report.removed += 1
+
+
+class _Loader:
+    """Runs ``load`` in a thread (imports and weight loading: GIL-light next to the decode
+    processes, so the second core decodes meanwhile); ``wait`` re-raises its error."""
+
+    def __init__(self, load: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(load,), name="model-load")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, load: Callable[[], None]) -> None:
+        try:
+            load()
+        except BaseException as exc:  # handed to the indexing thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _record(item: _Pending, fmt: str, width: int, height: int, vector: Any) -> Record:
