@@ -124,7 +124,8 @@ class Child:
             text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pumping = threading.Thread(target=self._pump, daemon=True)
+        self._pumping.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -153,6 +154,9 @@ class Child:
         if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
         self.proc.wait(timeout=120)
+        # the pump reads to the end of the child's output first: closing its stream under
+        # it would raise in that thread ("I/O operation on closed file")
+        self._pumping.join(timeout=120)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:
                 stream.close()
