@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,10 +162,18 @@ def test_decode_workers_run_at_a_lower_priority_than_their_parent(tmp_path: Path
         assert all(r.error is None for r in pool.decode(paths))
         workers = [p for p in multiprocessing.active_children() if p.pid is not None]
         assert workers
-        mine = os.getpriority(os.PRIO_PROCESS, 0)
-        for worker in workers:
-            theirs = os.getpriority(os.PRIO_PROCESS, worker.pid or 0)
-            assert theirs == min(19, mine + decode_pool.WORKER_NICENESS)
+        wanted = min(19, os.getpriority(os.PRIO_PROCESS, 0) + decode_pool.WORKER_NICENESS)
+
+        def priorities() -> list[int]:
+            return [os.getpriority(os.PRIO_PROCESS, w.pid or 0) for w in workers]
+
+        # A worker that got no file may still be starting (its initializer not run yet):
+        # wait for the condition, within a deadline, instead of reading it once.
+        deadline = time.monotonic() + 60
+        pause = threading.Event()
+        while priorities() != [wanted] * len(workers) and time.monotonic() < deadline:
+            pause.wait(0.05)
+        assert priorities() == [wanted] * len(workers)
 
 
 def test_stopping_early_does_not_hang_or_leave_workers(tmp_path: Path) -> None:
