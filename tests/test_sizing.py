@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from lookalike.records import ModelInfo, StoreStats
@@ -46,3 +48,32 @@ def test_printed_report_carries_the_backends_notes(capsys: pytest.CaptureFixture
     assert "note: index_options bbq_hnsw is a technical preview before 9.0" in out
     print_sizing(sizing_report(StoreStats("local", "c", 10, 512, 1, 40_000)))
     assert "note:" not in capsys.readouterr().out  # a backend without notes prints none
+
+
+def test_projections_follow_the_structure_a_store_will_have_at_scale(tmp_path: Path) -> None:
+    """A small embedded collection searches an exact matrix, but at 10M it will hold an
+    HNSW graph: the sizing report's projections use the store's own per-vector figure at
+    scale (``details.search``), so its two projections (`stats` prints both) agree."""
+    import numpy as np
+
+    from lookalike.records import Record
+    from lookalike.store import LocalStore
+
+    store = LocalStore(tmp_path / "c", "c")
+    store.bind_model(ModelInfo("m", 512, "p"))
+    rng = np.random.default_rng(0)
+    store.upsert(
+        [
+            Record(
+                id=f"i{i}", path=f"/p/i{i}.png", root="/p", relpath=f"i{i}.png", format="png",
+                size=10, mtime=1.0, sha256=f"{i:064x}", width=8, height=8,
+                vector=rng.standard_normal(512).astype(np.float32),
+            )
+            for i in range(120)
+        ]
+    )  # fmt: skip
+    report = sizing_report(store.stats())
+    store.close()
+    search = report.details["search"]
+    assert report.projections[10_000_000] == search["scale"]["10000000"]["disk_bytes"]
+    assert "bytes per document at scale" in report.projection_basis

@@ -58,7 +58,16 @@ def sizing_report(stats: StoreStats) -> SizingReport:
     docs, dims = stats.documents, stats.dimensions
     per_doc = stats.index_bytes / docs if docs else None
     per_dim = stats.index_bytes / (docs * dims) if docs and dims else None
-    if per_doc is not None and docs >= _MIN_MEASURED_DOCS:
+    found = stats.details.get("search")
+    search: dict[str, Any] = found if isinstance(found, dict) else {}
+    scale_per_dim = search.get("scale_disk_bytes_per_dim")
+    if isinstance(scale_per_dim, (int, float)) and scale_per_dim > 0 and dims:
+        # the backend knows what the structure at scale costs (the embedded store's HNSW
+        # graph, absent from a small collection): project with that, as `search` does
+        at_scale = scale_per_dim * dims
+        basis = f"{at_scale:,.0f} bytes per document at scale: {search.get('scale_basis', '')}"
+        projections = {n: round(at_scale * n) for n in PROJECTION_SIZES}
+    elif per_doc is not None and docs >= _MIN_MEASURED_DOCS:
         basis = f"measured: {per_doc:,.0f} bytes per document in this collection"
         projections = {n: round(per_doc * n) for n in PROJECTION_SIZES}
     else:
