@@ -173,18 +173,12 @@ def index_run(folder: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 def _wait_unlocked(home: Path) -> float:
-    """Seconds until the background query export (holding its lock) ends."""
-    import fcntl
-
+    """Seconds until the background query export for ``home`` ends (the library's wait)."""
     from lookalike.config import Settings
-    from lookalike.query_export_job import job_lock_path
+    from lookalike.query_export_job import wait_for_job
 
     started = time.perf_counter()
-    fd = os.open(job_lock_path(Settings(home=home)), os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    finally:
-        os.close(fd)
+    wait_for_job(Settings(home=home), timeout=3600)
     return time.perf_counter() - started
 
 

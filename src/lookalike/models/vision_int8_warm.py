@@ -31,6 +31,7 @@ from PIL import Image
 from lookalike.models.onnx_cache import ExportCache
 from lookalike.models.vision_fast import check_images, min_cosine
 from lookalike.models.vision_int8 import FILES, VARIANTS, Int8Vision, rejected_note
+from lookalike.models.vision_saved import all_rgb_squares, embed_batches
 
 __all__ = ["WARM", "Int8Warm", "open_warm", "save_warm"]
 
@@ -70,30 +71,15 @@ class Int8Warm:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def takes(self, images: Sequence[Image.Image]) -> bool:
-        side = self.side
-        return all(
-            isinstance(im, Image.Image) and im.mode == "RGB" and im.size == (side, side)
-            for im in images
-        )
+        return all_rgb_squares(images, self.side)
 
     def embed(self, images: Sequence[Image.Image], batch_size: int, name: str) -> np.ndarray:
         """L2-normalised vectors, as ``Embedder.embed_images`` returns them."""
-        from lookalike.errors import ModelError
-        from lookalike.models.sentence import _normalise
+        return embed_batches(self._run, images, batch_size, name, self.dim, self.path)
 
-        try:
-            with self.lock:
-                parts = [
-                    self.runner(list(images[start : start + batch_size]))
-                    for start in range(0, len(images), batch_size)
-                ]
-        except Exception as exc:
-            raise ModelError(
-                f"the image model {name} failed on a batch of {len(images)} images "
-                f"({exc.__class__.__name__}: {exc}); delete {self.path.parent} and retry",
-                field="image_model",
-            ) from exc
-        return _normalise(np.concatenate(parts), len(images), self.dim, name)
+    def _run(self, images: Sequence[Image.Image]) -> np.ndarray:
+        with self.lock:
+            return self.runner(list(images))
 
 
 def save_warm(cache: ExportCache, processor: Any, reference: np.ndarray) -> None:

@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,14 @@ from PIL import Image
 
 from lookalike.models.onnx_cache import ExportCache, folder_fingerprint
 
-__all__ = ["SavedVision", "load_saved", "save_vision", "saved_cache"]
+__all__ = [
+    "SavedVision",
+    "all_rgb_squares",
+    "embed_batches",
+    "load_saved",
+    "save_vision",
+    "saved_cache",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +86,7 @@ class SavedVision:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def takes(self, images: Sequence[Image.Image]) -> bool:
-        side = self.side
-        return all(
-            isinstance(im, Image.Image) and im.mode == "RGB" and im.size == (side, side)
-            for im in images
-        )
+        return all_rgb_squares(images, self.side)
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch
@@ -100,21 +103,43 @@ class SavedVision:
 
     def embed(self, images: Sequence[Image.Image], batch_size: int, name: str) -> np.ndarray:
         """L2-normalised vectors, as ``Embedder.embed_images`` returns them."""
-        from lookalike.errors import ModelError
-        from lookalike.models.sentence import _normalise
+        return embed_batches(self, images, batch_size, name, self.dim, self.path)
 
-        try:
-            parts = [
-                self(images[start : start + batch_size])
-                for start in range(0, len(images), batch_size)
-            ]
-        except Exception as exc:
-            raise ModelError(
-                f"the image model {name} failed on a batch of {len(images)} images "
-                f"({exc.__class__.__name__}: {exc}); delete {self.path.parent} and retry",
-                field="image_model",
-            ) from exc
-        return _normalise(np.concatenate(parts), len(images), self.dim, name)
+
+def all_rgb_squares(images: Sequence[Image.Image], side: int) -> bool:
+    """Whether every image is ``side`` x ``side`` RGB: what the towers that load without the
+    reference model take (the decode workers' output); anything else needs its processor."""
+    return all(
+        isinstance(im, Image.Image) and im.mode == "RGB" and im.size == (side, side)
+        for im in images
+    )
+
+
+def embed_batches(
+    run: Callable[[Sequence[Image.Image]], np.ndarray],
+    images: Sequence[Image.Image],
+    batch_size: int,
+    name: str,
+    dim: int,
+    path: Path,
+) -> np.ndarray:
+    """``run`` over ``images`` in batches, L2-normalised as ``Embedder.embed_images`` returns
+    them; a failure is a ModelError naming the model and the file to delete (``path``), for
+    the towers that load without the reference model (this one, ``vision_int8_warm``)."""
+    from lookalike.errors import ModelError
+    from lookalike.models.sentence import _normalise
+
+    try:
+        parts = [
+            run(images[start : start + batch_size]) for start in range(0, len(images), batch_size)
+        ]
+    except Exception as exc:
+        raise ModelError(
+            f"the image model {name} failed on a batch of {len(images)} images "
+            f"({exc.__class__.__name__}: {exc}); delete {path.parent} and retry",
+            field="image_model",
+        ) from exc
+    return _normalise(np.concatenate(parts), len(images), dim, name)
 
 
 def save_vision(cache: ExportCache, runner: Any, precision: str, cosine: float, dim: int) -> str:
