@@ -215,6 +215,34 @@ def test_stats_report_search_ram_disk_and_their_projections(
     small.close()
 
 
+def test_projections_agree_from_a_small_and_a_larger_collection(
+    tmp_path: Path, records_factory: Records, model_info: ModelInfo
+) -> None:
+    """The 10M projection must not depend on how far a collection has grown: a small one
+    is estimated, a larger one measured from SQLite's pages in use (its write-ahead log
+    and each table's first page are not per-document cost). Dividing the files' size by
+    the documents gave 2x at a few thousand documents."""
+    figures = {}
+    for n in (150, 3000):
+        for precision in ("float32", "float16"):
+            folder = tmp_path / f"{precision}-{n}"
+            store = LocalStore(folder, "c", vector_precision=precision)
+            store.bind_model(wide_model(model_info))
+            recs = records_factory(n, seed=8, dim=WIDE)
+            for at in range(0, n, 500):
+                store.upsert(recs[at : at + 500])
+            assert n < 2000 or (folder / "store.db-wal").stat().st_size > 0
+            search = store.stats().details["search"]
+            basis = "estimated" if n < 2000 else "measured"
+            assert f"B per vector ({basis})" in search["scale_basis"].split("database")[1]
+            figures[precision, n] = search["scale_disk_bytes_per_dim"]
+            store.close()
+    for precision in ("float32", "float16"):
+        small, large = figures[precision, 150], figures[precision, 3000]
+        assert abs(small - large) / large < 0.05, (precision, small, large)
+    assert figures["float16", 3000] < 0.65 * figures["float32", 3000]
+
+
 def test_lookalike_stats_prints_search_ram_disk_and_10m_100m(
     tmp_path: Path, records_factory: Records, model_info: ModelInfo
 ) -> None:

@@ -29,6 +29,7 @@ from lookalike.config import Settings
 from lookalike.errors import ModelMismatchError, QueryError, StoreError, StoreUnavailableError
 from lookalike.records import Filters, ModelInfo, Record
 from lookalike.store import IndexParams, LocalStore, list_collections, open_store
+from lookalike.store.local.rows import hash_lookup_params, hash_lookup_where
 from support.saved_index import replace_saved_graph
 
 Records = Callable[..., list[Record]]
@@ -524,6 +525,62 @@ def test_newer_schema_is_refused(tmp_path: Path, model_info: ModelInfo) -> None:
     conn.close()
     with pytest.raises(StoreUnavailableError, match="newer lookalike"):
         LocalStore(folder, "c")
+
+
+def test_a_schema_4_collection_gains_the_hash_head_index_that_hash_lookups_use(
+    tmp_path: Path, records_factory: Records, model_info: ModelInfo
+) -> None:
+    """Migration 5 swaps the full-hash index for one on its first 16 hex digits; the
+    lookups use it and still compare the whole hash (a shared head is not a match)."""
+    folder = tmp_path / "c"
+    store = LocalStore(folder, "c")
+    store.bind_model(model_info)
+    records = records_factory(40, seed=5)
+    twin_head = replace(records[1], id="same-head", sha256=records[0].sha256[:16] + "e" * 48)
+    store.upsert([*records, twin_head])
+    store.close()
+    with sqlite3.connect(folder / "store.db") as conn:  # back to the previous schema
+        conn.execute("DROP INDEX documents_sha256_head")
+        conn.execute("CREATE INDEX documents_sha256 ON documents(sha256)")
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+
+    store = LocalStore(folder, "c")
+    with sqlite3.connect(folder / "store.db") as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "documents_sha256_head" in names and "documents_sha256" not in names
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+    conn.close()
+    found = store.find_by_hash([records[0].sha256, records[7].sha256, records[0].sha256[:16]])
+    assert set(found) == {records[0].sha256, records[7].sha256}
+    assert found[records[0].sha256].id == records[0].id
+    assert store.find_by_hash([twin_head.sha256])[twin_head.sha256].id == "same-head"
+    conn = store._db.conn()
+    for hashes in (["0" * 64], ["0" * 64, "1" * 64]):  # one hash is a special case for SQLite
+        where = hash_lookup_where(len(hashes))
+        sql = f"EXPLAIN QUERY PLAN SELECT d.key FROM documents d WHERE {where}"
+        plan = " ".join(str(r[-1]) for r in conn.execute(sql, hash_lookup_params(hashes)))
+        assert "documents_sha256_head" in plan, plan
+    store.close()
+
+
+def test_the_change_log_names_deleted_documents_only(
+    tmp_path: Path, records_factory: Records, model_info: ModelInfo
+) -> None:
+    """An upsert's id lives on its documents row; the log keeps ids of deletions only."""
+    folder = tmp_path / "c"
+    store = LocalStore(folder, "c")
+    store.bind_model(model_info)
+    records = records_factory(5, seed=6)
+    store.upsert(records)
+    store.delete([records[2].id])
+    store.close()
+    with sqlite3.connect(folder / "store.db") as conn:
+        rows = conn.execute("SELECT op, id FROM changes ORDER BY seq").fetchall()
+    conn.close()
+    assert [op for op, _ in rows] == ["U"] * 5 + ["D"]
+    assert all(bytes(i) == b"" for op, i in rows if op == "U")
+    assert bytes(rows[-1][1]).decode() == records[2].id
 
 
 def test_paths_that_are_not_utf8_round_trip(tmp_path: Path, model_info: ModelInfo) -> None:

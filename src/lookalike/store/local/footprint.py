@@ -10,9 +10,12 @@ page cache (shared and reclaimable, not counted). Disk is everything in the fold
 but the thumbnail cache: the database (documents, vectors, change log, SQLite indexes)
 and the saved graph.
 
-Projections scale the measured per-vector bytes (database, graph) once the collection
-has at least 100 documents and, for the graph, a saved one; before that they use the
-per-vector estimates below and say so.
+Projections scale the measured per-vector bytes (database, graph). The database's are
+SQLite's own accounting (pages in use, write-ahead log included, free pages and each
+table's first page left out), measured once the collection has 2,000 documents: below
+that the file is mostly fixed overhead and a write-ahead log that a checkpoint will fold
+in, and dividing it by the documents overstated 10M-image projections up to 2x. Smaller
+collections (and graphs not saved yet) use the estimates below and say so.
 """
 
 from __future__ import annotations
@@ -21,13 +24,25 @@ from typing import Any
 
 from lookalike.store.vectorindex.types import IndexParams, IndexStatus
 
-__all__ = ["SCALE_SIZES", "footprint", "graph_bytes_per_vector"]
+__all__ = ["SCALE_SIZES", "footprint", "graph_bytes_per_vector", "vector_row_bytes"]
 
 SCALE_SIZES = (10_000_000, 100_000_000)
-_MIN_MEASURED = 100
+_MIN_MEASURED = 100  # the graph's bytes per vector (a saved graph has no fixed overhead)
+_MIN_MEASURED_DB = 2_000
 #: a document's metadata row, its change-log row and SQLite's indexes on them, measured
-#: with bench/search.py's records (paths of ~30 characters, a sha256): about 750 bytes
-_META_ESTIMATE = 750
+#: with bench/search.py's records (paths of ~30 characters, a sha256): about 380 bytes
+_META_ESTIMATE = 380
+#: SQLite's bytes around a vectors row: cell pointer, payload and rowid varints, record
+#: header, the CRC; and a table leaf page's header
+_ROW_OVERHEAD, _LEAF_HEADER = 18, 8
+
+
+def vector_row_bytes(dim: int, precision: str, page_size: int) -> float:
+    """What one row of the vectors table takes in store.db: whole rows fit in a page, so
+    a 16 KiB page holds 7 float32 rows of 512-d (2,341 B each, not 2,048)."""
+    row = dim * (2 if precision == "float16" else 4) + _ROW_OVERHEAD
+    per_page = max(1, (page_size - _LEAF_HEADER) // row)
+    return page_size / per_page if row <= page_size - _LEAF_HEADER else float(row)
 
 
 def graph_bytes_per_vector(dim: int, kind: str, connectivity: int) -> int:
@@ -47,9 +62,13 @@ def footprint(
     graph_bytes: int,
     other_bytes: int,
     precision: str = "float32",
+    db_used_bytes: int | None = None,
+    page_size: int = 16384,
 ) -> dict[str, Any]:
     """RAM and disk per dimension now, and projected for SCALE_SIZES documents;
-    ``precision`` is how store.db keeps the vectors (float32, or float16: 2 bytes)."""
+    ``precision`` is how store.db keeps the vectors (float32, or float16: 2 bytes),
+    ``db_used_bytes`` the database's pages in use less each table's first (default: its
+    files' size), ``page_size`` its page size."""
     p = params.resolved(dim)
     hnsw = status.kind == "hnsw" or (
         status.kind == "none" and documents >= max(1, p.exact_threshold)
@@ -64,10 +83,11 @@ def footprint(
     delta_ram = status.delta_size * dim * 4
     ram = (graph_bytes + delta_ram) if hnsw else documents * dim * 4
     disk = db_bytes + graph_bytes + other_bytes
-    db_per_vec: float = (2 if precision == "float16" else 4) * dim + 4 + _META_ESTIMATE
+    db_per_vec = vector_row_bytes(dim, precision, page_size) + _META_ESTIMATE
     db_basis = "estimated"
-    if documents >= _MIN_MEASURED:
-        db_per_vec, db_basis = db_bytes / documents, "measured"
+    if documents >= _MIN_MEASURED_DB:
+        used = db_bytes if db_used_bytes is None else db_used_bytes
+        db_per_vec, db_basis = used / documents, "measured"
     structure = (
         f"HNSW graph of {p.dtype} codes (M={p.connectivity}), {p.overfetch} candidates per "
         f"hit rescored exactly from the {precision} vectors in store.db"

@@ -15,6 +15,7 @@ from lookalike.errors import ModelMismatchError, QueryError, StoreDamagedError, 
 from lookalike.records import Filters, Hit, ModelInfo, Record
 from lookalike.store.checks import mismatch_message
 from lookalike.store.local.db import decode_text, encode_text
+from lookalike.store.local.migrations import SHA256_HEAD
 
 __all__ = [
     "DOC_COLUMNS",
@@ -23,6 +24,8 @@ __all__ = [
     "chunks",
     "damaged_rows",
     "filter_sql",
+    "hash_lookup_params",
+    "hash_lookup_where",
     "hit_from_row",
     "is_vector_blob",
     "prepare_records",
@@ -48,6 +51,21 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 def placeholders(n: int) -> str:
     return ",".join("?" * n)
+
+
+def hash_lookup_where(n: int) -> str:
+    """Rows of ``documents d`` whose sha256 is one of n hashes (``hash_lookup_params``).
+
+    The indexed head (``documents_sha256_head``) finds them and the whole hash is
+    compared on each row. The unary ``+`` keeps SQLite from propagating a single
+    ``sha256 = ?`` into the head's expression, which would no longer match the index.
+    """
+    marks = placeholders(n)
+    return f"{SHA256_HEAD.replace('sha256', 'd.sha256')} IN ({marks}) AND +d.sha256 IN ({marks})"
+
+
+def hash_lookup_params(hashes: Sequence[str]) -> list[str]:
+    return [h[:16] for h in hashes] + list(hashes)
 
 
 def damaged_rows(blobs: Sequence[bytes], crcs: Sequence[int | None]) -> list[int]:

@@ -108,7 +108,7 @@ def salvage_database(folder: Path, collection: str, *, dim: int) -> Salvaged:
                     continue
                 w.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)", doc)
                 w.execute("INSERT INTO vectors VALUES (?, ?, ?)", (key, blob, crc))
-                w.execute("INSERT INTO changes (key, id, op) VALUES (?, ?, 'U')", (key, doc[1]))
+                w.execute("INSERT INTO changes (key, id, op) VALUES (?, x'', 'U')", (key,))
                 out.kept += 1
             w.execute("DELETE FROM sqlite_sequence WHERE name = 'documents'")
             w.execute("INSERT INTO sqlite_sequence VALUES ('documents', ?)", (top,))
