@@ -215,6 +215,38 @@ def test_stats_report_search_ram_disk_and_their_projections(
     small.close()
 
 
+def test_a_broad_filter_far_from_the_query_still_gets_k_hits(
+    tmp_path: Path, records_factory: Records, model_info: ModelInfo
+) -> None:
+    """Regression: when every code had been scored but only the best m returned, the
+    widening took the m as all there was and stopped with fewer hits than the filter
+    matches (0 here, 7 of 10 in the contract at 512-d)."""
+    from dataclasses import replace
+
+    from lookalike.records import Filters
+
+    rng = np.random.default_rng(3)
+    q = np.zeros(WIDE, np.float32)
+    q[0] = 1.0
+    records = []
+    for i, rec in enumerate(records_factory(300, seed=9, dim=WIDE)):
+        v = rng.standard_normal(WIDE).astype(np.float32) * 0.05
+        far = i % 6 == 0  # 50 documents, every one less similar than every other
+        v[0] = -1.0 if far else 1.0
+        v /= np.linalg.norm(v)
+        records.append(replace(rec, vector=v, format="gif" if far else "png"))
+    store = LocalStore(
+        tmp_path / "c", "c", exact_threshold=0, selective_limit=40, index_params=ALWAYS_MERGE
+    )
+    store.bind_model(wide_model(model_info))
+    store.upsert(records)
+    store.flush()
+    hits = store.knn(q, 10, filters=Filters(formats=("gif",)))
+    gifs = sorted((float(r.vector @ q), r.id) for r in records if r.format == "gif")[::-1]
+    assert [h.id for h in hits] == [i for _s, i in gifs[:10]]
+    store.close()
+
+
 def test_projections_agree_from_a_small_and_a_larger_collection(
     tmp_path: Path, records_factory: Records, model_info: ModelInfo
 ) -> None:

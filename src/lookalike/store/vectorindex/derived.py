@@ -388,6 +388,9 @@ class DerivedIndex:
         keys_all = np.concatenate(parts_k)
         scores = np.concatenate(parts_s).astype(np.float32, copy=False)
         order = np.argsort(-scores, kind="stable")[:m]
+        # complete: nothing is left beyond these (every live vector scored and returned);
+        # scoring all but returning the best m leaves the rest for a filter to reach
+        complete = complete and len(order) == len(keys_all)
         return Candidates(keys_all[order], scores[order], complete)
 
     def vectors_for(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -133,4 +133,4 @@ class IndexStatus:
 class Candidates:
     keys: np.ndarray  # int64, best first
     scores: np.ndarray  # float32 exact cosine
-    complete: bool  # every live vector was considered
+    complete: bool  # every live vector is among these: there is nothing further
