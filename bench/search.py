@@ -148,6 +148,9 @@ def main() -> None:
     ap.add_argument("--expansion-search", type=int, help="default: grows with the index")
     ap.add_argument("--overfetch", type=int, help="candidates rescored per wanted hit")
     ap.add_argument(
+        "--rerank", type=int, help="b1: codes re-ranked by the float query per candidate"
+    )
+    ap.add_argument(
         "--overfetch-cap",
         type=int,
         help="wanted hits that get --overfetch candidates each (past them, one each)",
@@ -206,6 +209,7 @@ def main() -> None:
         "expansion_search": args.expansion_search,
         "overfetch": args.overfetch,
         "overfetch_cap": args.overfetch_cap,
+        "rerank": args.rerank,
         "checkpoint_every": args.checkpoint_every,
     }
     params = IndexParams(**{k: v for k, v in given.items() if v is not None})
@@ -227,6 +231,7 @@ def main() -> None:
         "M": resolved.connectivity,
         "ef_search": resolved.ef_for(args.n),
         "overfetch": resolved.overfetch,
+        "rerank": getattr(resolved, "rerank", None),
     }
 
     def open_store() -> LocalStore:

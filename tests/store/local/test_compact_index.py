@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,52 @@ def test_a_wide_collection_saves_a_b1_graph_alone_and_scores_exactly(
         wanted += 10
     assert store.index_status().origin == "file"
     assert found / wanted >= 0.95
+    store.close()
+
+
+def test_b1_candidates_are_re_ranked_by_the_float_query_and_half_are_read(
+    tmp_path: Path, records_factory: Records, model_info: ModelInfo, monkeypatch: Any
+) -> None:
+    """The graph returns 3 codes per candidate; the float query against each code's signs
+    keeps the best third, and only those are read from store.db and scored exactly."""
+    from lookalike.native_libs import Index
+    from lookalike.store.local.source import SqliteVectorSource
+    from lookalike.store.vectorindex.ann_file import Base
+    from lookalike.store.vectorindex.derived import _rerank_by_signs
+
+    rng = np.random.default_rng(4)
+    vecs = rng.standard_normal((500, WIDE)).astype(np.float32)
+    index = Index(ndim=WIDE, metric="hamming", dtype="b1", connectivity=10)
+    index.add(np.arange(500), np.packbits(vecs > 0, axis=1))
+    q = rng.standard_normal(WIDE).astype(np.float32)
+    keys = rng.permutation(500)[:90].astype(np.int64)
+    estimate = np.where(vecs[keys] > 0, 1.0, -1.0) @ q
+    got = _rerank_by_signs(Base(index=index, seq=0), keys, q, 30)
+    assert got.tolist() == keys[np.argsort(-estimate, kind="stable")[:30]].tolist()
+
+    records = clustered_records(records_factory, 3000, seed=11)
+    store = LocalStore(tmp_path / "c", "c", exact_threshold=0, index_params=ALWAYS_MERGE)
+    store.bind_model(wide_model(model_info))
+    store.upsert(records)
+    store.flush()
+    read: list[int] = []
+    real = SqliteVectorSource.vectors
+
+    def counting(self: Any, wanted: Any) -> Any:
+        read.append(len(wanted))
+        return real(self, wanted)
+
+    monkeypatch.setattr(SqliteVectorSource, "vectors", counting)
+    found = 0
+    for i in range(0, 3000, 150):
+        q = np.asarray(records[i].vector) + 0.05 * np.random.default_rng(i).standard_normal(WIDE)
+        q = (q / np.linalg.norm(q)).astype(np.float32)
+        hits = store.knn(q, 10)
+        found += len({h.id for h in hits} & {i for i, _ in exact_top(records, q, 10)})
+    params = IndexParams().resolved(WIDE)
+    assert params.fetch_for(10) == 100 and params.pool_for(100) == 300
+    assert read and set(read) == {100}  # 300 codes from the graph, 100 vectors read
+    assert found / 200 >= 0.95
     store.close()
 
 

@@ -110,10 +110,32 @@ class Base:
     def codes(self, keys: np.ndarray, dtype: Any = None) -> np.ndarray:
         """The stored codes of ``keys`` (which must be in the index), one row each
         (``dtype`` float32: the int8/float kinds dequantised)."""
+        if dtype is None and len(keys):
+            packed = self._packed_codes(np.asarray(keys, dtype=np.uint64))
+            if packed is not None:
+                return packed
         got = self.index.get(np.asarray(keys, dtype=np.uint64), dtype=dtype)
         if isinstance(got, tuple):
             return np.stack([np.asarray(g).reshape(-1) for g in got])
         return np.asarray(got).reshape(len(keys), -1)
+
+    def _packed_codes(self, keys: np.ndarray) -> np.ndarray | None:
+        """b1 codes joined in one buffer: ``Index.get`` wraps every row in its own array
+        and a tuple (0.3 ms for the 400 codes a query re-ranks, against 0.05 ms here).
+        None where usearch lacks the compiled call (another version): use ``get``."""
+        compiled = getattr(self.index, "_compiled", None)
+        kind = getattr(self.index, "dtype", None)
+        if compiled is None or str(kind) != "ScalarKind.B1" or not hasattr(compiled, "get_many"):
+            return None
+        try:
+            rows = compiled.get_many(keys, kind)
+            joined = b"".join(rows)
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        width = len(joined) // len(keys)
+        if width * len(keys) != len(joined):
+            return None
+        return np.frombuffer(joined, dtype=np.uint8).reshape(len(keys), width)
 
     def release(self) -> None:
         self.index.reset()

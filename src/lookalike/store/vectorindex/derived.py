@@ -111,6 +111,15 @@ def codes_match(base: Base, keys: np.ndarray, vecs: np.ndarray, dtype: str) -> b
     return bool((cos >= 0.99).all())
 
 
+def _rerank_by_signs(base: Base, keys: np.ndarray, q: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` of ``keys`` whose sign codes score best against the float query
+    (q . sign(x), the asymmetric estimate of q . x), best first."""
+    bits = np.unpackbits(base.codes(keys), axis=1)[:, : q.shape[0]]
+    estimate = bits.astype(np.float32) @ (2 * q) - np.float32(q.sum())  # (2b - 1) . q
+    best = np.argpartition(-estimate, keep - 1)[:keep]
+    return keys[best[np.argsort(-estimate[best], kind="stable")]]
+
+
 class DerivedIndex:
     """Base + delta + removed, kept in step with SQLite through the change log. Thread-safe."""
 
@@ -364,7 +373,8 @@ class DerivedIndex:
                 size = len(st.base)
                 live_base = max(1, size - len(st.removed))
                 want = self.params.fetch_for(m)
-                mb = min(size, want + math.ceil(want * len(st.removed) / live_base))
+                pool = self.params.pool_for(want)
+                mb = min(size, pool + math.ceil(pool * len(st.removed) / live_base))
                 # asked for a large share of the graph: scan its codes instead, which also
                 # reaches every node (a graph walk need not)
                 exact = mb * 4 >= size
@@ -373,11 +383,14 @@ class DerivedIndex:
                 keys = np.asarray(found.keys, dtype=np.int64)
                 if st.removed:
                     keys = keys[~np.isin(keys, st.removed_array())]
+                cut = len(keys) > want and pool > want
+                if cut:
+                    keys = _rerank_by_signs(st.base, keys, q, want)
                 # exact scores from the database (a key deleted meanwhile is not found)
                 ks, vs = self._source.vectors(keys.tolist())
                 parts_k.append(ks)
                 parts_s.append(dot_rows(vs, q))
-                complete = mb >= size
+                complete = mb >= size and not cut
             if len(st.delta):
                 dk, ds = st.delta.top(q, m)
                 parts_k.append(dk)
