@@ -9,7 +9,9 @@ an int8 graph plus a float32 rescoring file beside the float32 database). Sizes 
 measured size, labelled as such: disk and RAM per dimension stay constant per vector,
 build time grows as n log n, latency and recall are not projected.
 
-Every measurement is kept in ``--folder`` (``DATA-new-N.json``), and with ``--time-limit``
+Every measurement is kept in ``--folder`` (``DATA-new-N.json``; delete one to measure it
+again: with ``--keep`` its collection stays in ``DATA-new-N/`` and the next run measures
+it without rebuilding), and with ``--time-limit``
 a run stops when its time is up (exit status 3) keeping its collection, so one long
 comparison can be split into several runs under the shared CPU lock: run the same
 command again until it prints the table.
@@ -39,6 +41,9 @@ ROWS = (
     ("vector search p99 (ms)", "vector_p99_ms", "{:.2f}"),
     ("knn with records p50 (ms)", "knn_p50_ms", "{:.2f}"),
     ("knn with records p99 (ms)", "knn_p99_ms", "{:.2f}"),
+    ("knn, first pass p50 (ms)", "knn_cold_p50_ms", "{:.2f}"),
+    ("knn, unseen queries p50 (ms)", "knn_unseen_p50_ms", "{:.2f}"),
+    ("knn, unseen queries p99 (ms)", "knn_unseen_p99_ms", "{:.2f}"),
     ("disk, all (B/dim)", "disk_bytes_per_dim", "{:.2f}"),
     ("  store.db (B/dim)", "db_bytes_per_dim", "{:.2f}"),
     ("  saved copies (B/dim)", "saved_copies_bytes_per_dim", "{:.2f}"),
@@ -110,7 +115,8 @@ def compare(args: argparse.Namespace) -> None:
                           "continue", file=sys.stderr)  # fmt: skip
                     raise SystemExit(3)
                 saved.write_text(json.dumps(figures))
-                shutil.rmtree(work / f"{args.data}-{name}-{n}", ignore_errors=True)
+                if not args.keep:  # --keep: the collection stays, to measure it again
+                    shutil.rmtree(work / f"{args.data}-{name}-{n}", ignore_errors=True)
                 results[n][name] = figures
                 print(f"# measured {name} at n={n:,}", file=sys.stderr, flush=True)
             if name == "old":

@@ -46,6 +46,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "store.db"
+#: SQLite's largest memory map (SQLITE_MAX_MMAP_SIZE, 2 GiB less 64 KiB): pages inside it
+#: are read in place, pages beyond it are copied into the connection's page cache (16 MiB,
+#: private memory) on every read; a 1M-image collection's 2.7 GB lies mostly inside
+_MMAP_MAX = 0x7FFF0000
 
 
 def encode_text(value: str) -> bytes:
@@ -102,7 +106,7 @@ class Database:
         create: bool = True,
         readonly: bool | None = None,
         busy_timeout_s: float = 30.0,
-        mmap_bytes: int = 1 << 30,
+        mmap_bytes: int = _MMAP_MAX,
     ):
         self.path = path
         self.collection = collection or path.parent.name
