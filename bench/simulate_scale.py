@@ -8,9 +8,9 @@ hour (and 28 GB); this script leaves SQLite out and puts the synthetic vectors
 at 10M x 512) that a ``VectorSource`` serves by memory-mapped row reads (key = row + 1).
 Everything else is the store's own code: ``DerivedIndex`` builds the b1 graph with its
 checkpoints, saves it, and a second ``DerivedIndex`` opens the save (it must rebuild
-nothing) and answers the queries, rescoring 200 candidates per query from the file.
-Rescoring from ``store.db`` instead costs about 0.5-0.8 ms more per query (measured up to 1M by
-``bench/search.py --compare``); add it to the p50 printed here.
+nothing) and answers the queries, rescoring each query's candidates (100 for a top 10)
+from the file. ``bench/search.py --compare 1000000,10000000`` measures the same through
+``LocalStore``, rescoring from ``store.db`` (its 10M inserts take about 21 minutes more).
 
 With ``--time-limit`` the run stops when its time is up (exit status 3), keeping the
 vectors written and the last build checkpoint; run it again to continue. Each run fits
