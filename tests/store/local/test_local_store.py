@@ -545,6 +545,15 @@ def test_a_schema_4_collection_gains_the_hash_head_index_that_hash_lookups_use(
         conn.execute("PRAGMA user_version = 4")
     conn.close()
 
+    # where it cannot be migrated (a read-only folder) a schema 4 collection still reads
+    reader = LocalStore(folder, "c", readonly=True)
+    assert set(reader.find_by_hash([records[3].sha256])) == {records[3].sha256}
+    assert reader.find_by_hash([records[0].sha256[:16] + "0" * 48]) == {}
+    reader.close()
+    with sqlite3.connect(folder / "store.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    conn.close()
+
     store = LocalStore(folder, "c")
     with sqlite3.connect(folder / "store.db") as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lookalike.errors import CollectionNotFound, StoreError, StoreUnavailableError
-from lookalike.store.local.migrations import MIGRATIONS
+from lookalike.store.local.migrations import MIGRATIONS, READABLE_FROM
 
 __all__ = [
     "DB_FILENAME",
@@ -363,7 +363,7 @@ class Database:
 
     def _check_version(self, conn: sqlite3.Connection) -> None:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version != len(MIGRATIONS):
+        if not READABLE_FROM <= version <= len(MIGRATIONS):
             raise StoreUnavailableError(
                 f"{self.path} has schema {version}, this lookalike reads {len(MIGRATIONS)}, and "
                 "the folder is read-only; open the collection once where it can be written "

@@ -88,9 +88,14 @@ def footprint(
     if documents >= _MIN_MEASURED_DB:
         used = db_bytes if db_used_bytes is None else db_used_bytes
         db_per_vec, db_basis = used / documents, "measured"
+    picked = (
+        f"the best {p.overfetch} of {p.overfetch * p.rerank} codes per hit by the query"
+        if p.dtype == "b1" and p.rerank > 1
+        else f"{p.overfetch} candidates per hit"
+    )
     structure = (
-        f"HNSW graph of {p.dtype} codes (M={p.connectivity}), {p.overfetch} candidates per "
-        f"hit rescored exactly from the {precision} vectors in store.db"
+        f"HNSW graph of {p.dtype} codes (M={p.connectivity}), {picked} rescored exactly "
+        f"from the {precision} vectors in store.db"
         if hnsw
         else f"exact search over a float32 matrix (under {p.exact_threshold:,} documents)"
     )

@@ -12,7 +12,7 @@ import uuid
 import zlib
 from collections.abc import Callable
 
-__all__ = ["APP_MARK", "MIGRATIONS", "SHA256_HEAD"]
+__all__ = ["APP_MARK", "MIGRATIONS", "READABLE_FROM", "SHA256_HEAD"]
 
 APP_MARK = "lookalike-collection"
 
@@ -122,6 +122,10 @@ def _m005_sha256_head_index(conn: sqlite3.Connection) -> None:
 
 #: the indexed expression, written exactly so in queries (SQLite matches it by its text)
 SHA256_HEAD = "substr(sha256, 1, 16)"
+
+#: The oldest schema this code reads where it cannot migrate (a read-only folder): migration
+#: 5 only swaps an index, and hash lookups are correct without it (a scan, not a search).
+READABLE_FROM = 4
 
 #: Named, ordered migrations; the schema version is the number applied (PRAGMA user_version).
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
