@@ -88,10 +88,11 @@ def footprint(
     if documents >= _MIN_MEASURED_DB:
         used = db_bytes if db_used_bytes is None else db_used_bytes
         db_per_vec, db_basis = used / documents, "measured"
+    over = p.overfetch or 1
     picked = (
-        f"the best {p.overfetch} of {p.overfetch * p.rerank} codes per hit by the query"
+        f"the best {over} of {over * p.rerank} codes per hit by the query"
         if p.dtype == "b1" and p.rerank > 1
-        else f"{p.overfetch} candidates per hit"
+        else f"{over} candidates per hit"
     )
     structure = (
         f"HNSW graph of {p.dtype} codes (M={p.connectivity}), {picked} rescored exactly "
