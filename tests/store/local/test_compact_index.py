@@ -43,6 +43,18 @@ def wide_model(model_info: ModelInfo) -> ModelInfo:
     return ModelInfo(model_info.model_id, WIDE, model_info.preprocess)
 
 
+def graph_store(
+    folder: Path, model_info: ModelInfo, records: list[Record], **kw: Any
+) -> LocalStore:
+    """A 384-d collection searched through its b1 graph from the first document, every
+    change merged and saved at once, holding ``records``."""
+    store = LocalStore(folder, "c", exact_threshold=0, index_params=ALWAYS_MERGE, **kw)
+    store.bind_model(wide_model(model_info))
+    store.upsert(records)
+    store.flush()
+    return store
+
+
 def exact_top(records: list[Record], q: np.ndarray, k: int) -> list[tuple[str, float]]:
     scores = np.stack([np.asarray(r.vector, dtype=np.float64) for r in records]) @ q
     order = np.argsort(-scores)[:k]
@@ -54,10 +66,7 @@ def test_a_wide_collection_saves_a_b1_graph_alone_and_scores_exactly(
 ) -> None:
     records = clustered_records(records_factory, 1500, seed=3)
     folder = tmp_path / "c"
-    store = LocalStore(folder, "c", exact_threshold=0, index_params=ALWAYS_MERGE)
-    store.bind_model(wide_model(model_info))
-    store.upsert(records)
-    store.flush()
+    store = graph_store(folder, model_info, records)
     assert sorted(p.suffix for p in folder.glob("ann-*")) == [".json", ".usearch"]
     (stamp,) = (json.loads(p.read_text()) for p in folder.glob("ann-*.json"))
     assert (stamp["dtype"], stamp["format"], stamp["partial_upto"]) == ("b1", 4, 0)
@@ -104,10 +113,7 @@ def test_b1_candidates_are_re_ranked_by_the_float_query_and_half_are_read(
     assert got.tolist() == keys[np.argsort(-estimate, kind="stable")[:30]].tolist()
 
     records = clustered_records(records_factory, 3000, seed=11)
-    store = LocalStore(tmp_path / "c", "c", exact_threshold=0, index_params=ALWAYS_MERGE)
-    store.bind_model(wide_model(model_info))
-    store.upsert(records)
-    store.flush()
+    store = graph_store(tmp_path / "c", model_info, records)
     read: list[int] = []
     real = SqliteVectorSource.vectors
 
@@ -234,10 +240,7 @@ def test_stats_report_search_ram_disk_and_their_projections(
 ) -> None:
     records = clustered_records(records_factory, 600, seed=6)
     folder = tmp_path / "c"
-    store = LocalStore(folder, "c", exact_threshold=0, index_params=ALWAYS_MERGE)
-    store.bind_model(wide_model(model_info))
-    store.upsert(records)
-    store.flush()
+    store = graph_store(folder, model_info, records)
     store.knn(np.asarray(records[0].vector), 3)
     search = store.stats().details["search"]
     (graph,) = folder.glob("ann-*.usearch")
@@ -282,12 +285,7 @@ def test_a_broad_filter_far_from_the_query_still_gets_k_hits(
         v[0] = -1.0 if far else 1.0
         v /= np.linalg.norm(v)
         records.append(replace(rec, vector=v, format="gif" if far else "png"))
-    store = LocalStore(
-        tmp_path / "c", "c", exact_threshold=0, selective_limit=40, index_params=ALWAYS_MERGE
-    )
-    store.bind_model(wide_model(model_info))
-    store.upsert(records)
-    store.flush()
+    store = graph_store(tmp_path / "c", model_info, records, selective_limit=40)
     hits = store.knn(q, 10, filters=Filters(formats=("gif",)))
     gifs = sorted((float(r.vector @ q), r.id) for r in records if r.format == "gif")[::-1]
     assert [h.id for h in hits] == [i for _s, i in gifs[:10]]
